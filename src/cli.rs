@@ -1,0 +1,155 @@
+//! The command line, runc's: global flags, one argument struct per verb. Behaviour
+//! lives in `commands`; this file only describes what can be typed.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::logging::Format;
+use crate::state::DEFAULT_ROOT;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    about = "berth: an OCI container runtime",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Directory holding container state
+    #[arg(long, global = true, default_value = DEFAULT_ROOT, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Write berth's log to FILE
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: Format,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd's cgroup path format (slice:prefix:name)
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility (true, false or auto)
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", value_name = "VALUE")]
+    pub rootless: Option<String>,
+    /// Print version, commit and spec version
+    #[arg(short = 'v', long)]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container from a bundle; it waits for start before exec
+    Create(CreateArgs),
+    /// Start a created container
+    Start(IdArg),
+    /// Create and start a container, and wait for it unless --detach
+    Run(RunArgs),
+    /// Print a container's state as JSON
+    State(IdArg),
+    /// List containers
+    List(ListArgs),
+    /// Send a signal to a container's init (or all its processes)
+    Kill(KillArgs),
+    /// Delete a container and its state
+    Delete(DeleteArgs),
+    /// Write a template config.json
+    Spec(SpecArgs),
+    /// Print the features berth supports, as JSON
+    Features,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master when process.terminal is set
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Write init's pid to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (for rootfs on ramfs)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a session keyring (berth never creates one)
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N extra descriptors (from 3) to the container
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: i32,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Return once the container started
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+    /// Accepted for runc compatibility
+    #[arg(long)]
+    pub no_subreaper: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// table or json
+    #[arg(short = 'f', long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+    /// Print ids only
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal every process of the container
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Container id
+    pub id: String,
+    /// Signal name or number
+    #[arg(default_value = "TERM")]
+    pub signal: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Kill the container first if it runs; succeed if it does not exist
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Where to write config.json
+    #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// A template for a container run by an unprivileged user
+    #[arg(long)]
+    pub rootless: bool,
+}

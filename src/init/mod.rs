@@ -1,0 +1,134 @@
+//! The container's init: everything that runs inside the new namespaces, from the
+//! first mount to the execve of the user's program. `run` is the whole sequence as a
+//! flat list of named steps; each step lives in the module named for its concern.
+//! Init never returns: it execs or reports its error to the parent and exits.
+
+pub mod console;
+pub mod devices;
+pub mod exec;
+pub mod mounts;
+pub mod namespaces;
+pub mod process;
+pub mod resolve;
+pub mod rootfs;
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+
+use nix::errno::Errno;
+
+use crate::config::Bundle;
+use crate::hooks::{self, HookError, HookKind};
+use crate::sync::{Channel, Msg, SyncError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{what}: {errno}")]
+    Sys { what: String, errno: Errno },
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Adds the failing step to a syscall error, once, at the call site.
+pub trait Context<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, InitError>;
+}
+
+impl<T> Context<T> for nix::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, InitError> {
+        self.map_err(|errno| InitError::Sys {
+            what: what(),
+            errno,
+        })
+    }
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, InitError> {
+        self.map_err(|e| InitError::Sys {
+            what: what(),
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        })
+    }
+}
+
+/// What init needs besides the bundle; all descriptors were opened by the parent.
+pub struct InitArgs<'a> {
+    pub bundle: &'a Bundle,
+    pub sync: Channel,
+    /// exec.fifo, opened read-write: `start` writes a byte to it.
+    pub fifo: OwnedFd,
+    /// The connected --console-socket, when process.terminal is set.
+    pub console: Option<UnixStream>,
+    /// Descriptors 3 .. 3+N are passed to the user's program.
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+}
+
+/// Runs init to the exec of the user's program; on failure tells the parent and exits.
+pub fn run(args: InitArgs) -> ! {
+    let err = match steps(&args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    args.sync.send_error(err.to_string());
+    // SAFETY: _exit ends this forked process without running the parent's atexit
+    // handlers or flushing its copied stdio buffers.
+    unsafe { libc::_exit(1) }
+}
+
+/// The init sequence. Order matters; the reason for each position is given.
+fn steps(args: &InitArgs) -> Result<std::convert::Infallible, InitError> {
+    let spec = &args.bundle.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| InitError::Config("process is missing".into()))?;
+    // Mount setup must not be shaped by berth's caller's umask; the process's own
+    // umask is set last.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    // 1. Mounts, devices and cwd, while the host's filesystem is still reachable
+    //    (bind sources live there).
+    let root = rootfs::prepare(args.bundle)?;
+    // 2. prestart and createRuntime hooks run in the parent (runtime namespace);
+    //    createContainer hooks here, after the mounts and before pivot_root.
+    args.sync.send(&Msg::RunHooks)?;
+    let state = args.sync.expect("HooksDone", |m| match m {
+        Msg::HooksDone { state } => Ok(state),
+        other => Err(other),
+    })?;
+    let hook_list = spec.hooks().as_ref();
+    hooks::run_all(
+        HookKind::CreateContainer,
+        hook_list,
+        &state,
+        Some(&args.bundle.dir),
+    )?;
+    // 3. Switch root. From here on only the container's filesystem is visible.
+    rootfs::switch_root(&args.bundle.rootfs, root, args.no_pivot)?;
+    // 4. The terminal needs the container's /dev/pts, so it comes after the switch.
+    if process.terminal().unwrap_or(false) {
+        console::setup(args.console.as_ref(), process)?;
+    }
+    // 5. Hostname and sysctls before readonlyPaths make /proc/sys read-only.
+    namespaces::set_uts(spec)?;
+    rootfs::sysctls(spec)?;
+    // 6. Read-only and masked paths, read-only root.
+    rootfs::finalize(spec)?;
+    // 7. The process's own attributes; capabilities and user last, so that every
+    //    privileged step above still had them.
+    process::apply(spec, process)?;
+    let program = exec::find_program(process)?;
+    // 8. Tell the parent we are ready; `create` returns. Wait for `start`.
+    args.sync.send(&Msg::Ready)?;
+    exec::wait_for_start(&args.fifo)?;
+    // 9. startContainer hooks, in the container, after start and before the exec.
+    let state = state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
+    hooks::run_all(HookKind::StartContainer, hook_list, &state, None)?;
+    // 10. Close every descriptor not meant for the container, check the cwd, exec.
+    Err(exec::exec(&program, process, args.preserve_fds))
+}
