@@ -31,7 +31,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility (true, false or auto)
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", value_name = "VALUE")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "VALUE")]
     pub rootless: Option<String>,
     /// Print version, commit and spec version
     #[arg(short = 'v', long)]

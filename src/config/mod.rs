@@ -104,7 +104,7 @@ pub fn parse(raw: &[u8]) -> Result<Spec, ConfigError> {
     let de = &mut serde_json::Deserializer::from_slice(raw);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = match e.path().to_string() {
-            p if p == "." => "(document)".to_string(),
+            p if p == "." || p == "?" => "(document)".to_string(),
             p => p,
         };
         ConfigError::Parse {

@@ -71,18 +71,28 @@ pub struct InitArgs<'a> {
 
 /// Runs init to the exec of the user's program; on failure tells the parent and exits.
 pub fn run(args: InitArgs) -> ! {
-    let err = match steps(&args) {
+    let ready = std::cell::Cell::new(false);
+    let err = match steps(&args, &ready) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    args.sync.send_error(err.to_string());
+    if ready.get() {
+        // create has returned: nobody reads the sync socket any more. Tell the
+        // container's stderr, as the process itself would have.
+        eprintln!("berth: {err}");
+    } else {
+        args.sync.send_error(err.to_string());
+    }
     // SAFETY: _exit ends this forked process without running the parent's atexit
     // handlers or flushing its copied stdio buffers.
     unsafe { libc::_exit(1) }
 }
 
 /// The init sequence. Order matters; the reason for each position is given.
-fn steps(args: &InitArgs) -> Result<std::convert::Infallible, InitError> {
+fn steps(
+    args: &InitArgs,
+    ready: &std::cell::Cell<bool>,
+) -> Result<std::convert::Infallible, InitError> {
     let spec = &args.bundle.spec;
     let process = spec
         .process()
@@ -125,6 +135,7 @@ fn steps(args: &InitArgs) -> Result<std::convert::Infallible, InitError> {
     let program = exec::find_program(process)?;
     // 8. Tell the parent we are ready; `create` returns. Wait for `start`.
     args.sync.send(&Msg::Ready)?;
+    ready.set(true);
     exec::wait_for_start(&args.fifo)?;
     // 9. startContainer hooks, in the container, after start and before the exec.
     let state = state.replace("\"status\":\"creating\"", "\"status\":\"created\"");

@@ -126,11 +126,16 @@ fn write_time_offsets(spec: &Spec) -> Result<(), InitError> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    std::fs::OpenOptions::new()
+    // A non-dumpable process's /proc files belong to the host's root, out of reach
+    // of the user namespace's root: be dumpable for this one write. No process of
+    // the container exists yet.
+    let _ = nix::sys::prctl::set_dumpable(true);
+    let res = std::fs::OpenOptions::new()
         .write(true)
         .open("/proc/self/timens_offsets")
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .ctx(|| "write linux.timeOffsets to /proc/self/timens_offsets".into())
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    let _ = nix::sys::prctl::set_dumpable(false);
+    res.ctx(|| "write linux.timeOffsets to /proc/self/timens_offsets".into())
 }
 
 /// Parent side: writes the uid and gid maps of the process that created the user namespace.

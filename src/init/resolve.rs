@@ -52,17 +52,34 @@ fn relative(path: &Path) -> std::path::PathBuf {
 }
 
 /// Opens `path` beneath `root` as O_PATH, creating missing components (directories,
-/// and a file for the last one when `create` is File).
+/// and a file for the last one when `create` is File). A dangling symlink on the
+/// way is followed inside the root and its target created, as runc does.
 pub fn open_or_create(root: BorrowedFd, path: &Path, create: Create) -> Result<OwnedFd, Errno> {
+    open_or_create_depth(root, path, create, 0)
+}
+
+/// Symlinks followed before giving up, as the kernel's MAXSYMLINKS.
+const MAX_LINKS: u32 = 40;
+
+fn open_or_create_depth(
+    root: BorrowedFd,
+    path: &Path,
+    create: Create,
+    depth: u32,
+) -> Result<OwnedFd, Errno> {
     match open(root, path, OFlag::O_PATH) {
         Err(Errno::ENOENT) if create != Create::No => {}
         other => return other,
+    }
+    if depth > MAX_LINKS {
+        return Err(Errno::ELOOP);
     }
     let rel = relative(path);
     let comps: Vec<_> = rel.components().collect();
     let mut cur = open(root, Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
     let mut prefix = std::path::PathBuf::from("/");
     for (i, comp) in comps.iter().enumerate() {
+        let parent = prefix.clone();
         prefix.push(comp);
         let last = i + 1 == comps.len();
         match open(root, &prefix, OFlag::O_PATH) {
@@ -74,6 +91,18 @@ pub fn open_or_create(root: BorrowedFd, path: &Path, create: Create) -> Result<O
             Err(e) => return Err(e),
         }
         let name = cstr(Path::new(comp.as_os_str()))?;
+        // A dangling symlink: resolve its target inside the root and go on there.
+        if let Ok(target) = nix::fcntl::readlinkat(Some(cur.as_raw_fd()), name.as_c_str()) {
+            let mut next = if Path::new(&target).is_absolute() {
+                std::path::PathBuf::from(&target)
+            } else {
+                parent.join(&target)
+            };
+            for rest in &comps[i + 1..] {
+                next.push(rest);
+            }
+            return open_or_create_depth(root, &next, create, depth + 1);
+        }
         if last && create == Create::File {
             // SAFETY: cur is an open directory descriptor and name a single component.
             let fd = unsafe {
@@ -134,6 +163,8 @@ mod tests {
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("evil")).unwrap();
         std::os::unix::fs::symlink("../../../../..", root.join("up")).unwrap();
+        std::os::unix::fs::symlink("/../../opt/x", root.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
         let rootfd = std::fs::File::open(&root).unwrap();
         let fd = open_or_create(rootfd.as_fd(), Path::new("/evil/newdir/x"), Create::File).unwrap();
         let target = std::fs::read_link(fd_path(fd.as_fd())).unwrap();

@@ -1,0 +1,282 @@
+//! Fixtures shared by the integration tests: a busybox bundle (Debian's
+//! busybox-static, every applet linked, /etc/passwd and /etc/group with root and
+//! uid 1000), a runc-like base config, a berth runner with its own --root, and a
+//! residue check (mounts, state, processes) for failure paths.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+const BUSYBOX: &str = "/bin/busybox";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The applets of the host's busybox, listed once.
+fn applets() -> &'static Vec<String> {
+    static APPLETS: OnceLock<Vec<String>> = OnceLock::new();
+    APPLETS.get_or_init(|| {
+        assert!(
+            Path::new(BUSYBOX).exists(),
+            "{BUSYBOX} is missing: apt-get install busybox-static"
+        );
+        let out = Command::new(BUSYBOX)
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+/// Builds a busybox root filesystem in `dir`.
+pub fn make_rootfs(dir: &Path) {
+    for d in [
+        "bin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home/user",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let bb = dir.join("bin/busybox");
+    if std::fs::hard_link(BUSYBOX, &bb).is_err() {
+        std::fs::copy(BUSYBOX, &bb).unwrap();
+    }
+    for a in applets() {
+        if a != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(a));
+        }
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+}
+
+/// runc's `spec` template, with terminal off.
+pub fn base_config(args: &[&str]) -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "berth-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+/// A test's own bundle and --root, removed (with its containers) on drop.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub config: Value,
+}
+
+impl Bundle {
+    /// A fresh bundle running `args`.
+    pub fn new(args: &[&str]) -> Bundle {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("berth-it-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        make_rootfs(&dir.join("rootfs"));
+        let root = dir.join("state");
+        let b = Bundle {
+            dir,
+            root,
+            config: base_config(args),
+        };
+        b.save();
+        b
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// Writes config.json from `self.config`.
+    pub fn save(&self) {
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Edits the config and saves it.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) -> &mut Self {
+        f(&mut self.config);
+        self.save();
+        self
+    }
+
+    /// A berth command with this bundle's --root.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BERTH);
+        c.arg("--root").arg(&self.root).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs berth and collects its output. Output goes through files, not pipes: a
+    /// created container inherits berth's stdio and would hold a pipe open.
+    pub fn berth(&self, args: &[&str]) -> Out {
+        run_with_files(self.cmd(args), &self.dir)
+    }
+
+    /// `berth run` of this bundle as container `id`, in the foreground.
+    pub fn run(&self, id: &str) -> Out {
+        let bundle = self.dir.to_str().unwrap().to_owned();
+        self.berth(&["run", "--bundle", &bundle, id])
+    }
+
+    /// `berth create`; panics with berth's message on failure.
+    pub fn create(&self, id: &str) -> Out {
+        let bundle = self.dir.to_str().unwrap().to_owned();
+        let out = self.berth(&["create", "--bundle", &bundle, id]);
+        assert_eq!(out.code, 0, "create failed: {}", out.stderr);
+        out
+    }
+
+    /// `berth state ID` parsed.
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.berth(&["state", id]);
+        assert_eq!(out.code, 0, "state failed: {}", out.stderr);
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    /// What a failing command may not leave behind: mounts naming this bundle on
+    /// the host, container dirs under --root, processes rooted in the rootfs.
+    pub fn residue(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let dir = self.dir.to_str().unwrap();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        left.extend(
+            mountinfo
+                .lines()
+                .filter(|l| l.contains(dir))
+                .map(|l| format!("mount: {l}")),
+        );
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            left.extend(
+                entries
+                    .flatten()
+                    .map(|e| format!("state: {}", e.path().display())),
+            );
+        }
+        let rootfs = self.rootfs();
+        for p in std::fs::read_dir("/proc").unwrap().flatten() {
+            if let Ok(r) = std::fs::read_link(p.path().join("root")) {
+                if r.starts_with(&rootfs) {
+                    left.push(format!("process: {}", p.path().display()));
+                }
+            }
+        }
+        left
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().to_string();
+                let _ = self.cmd(&["delete", "--force", &id]).output();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `cmd` with stdout and stderr in files under `dir`; waits for its exit only.
+pub fn run_with_files(mut cmd: Command, dir: &Path) -> Out {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let (o, e) = (dir.join(format!(".out{n}")), dir.join(format!(".err{n}")));
+    cmd.stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap());
+    let status = cmd.status().expect("spawn berth");
+    let out = Out {
+        code: status.code().unwrap_or(-1),
+        stdout: std::fs::read_to_string(&o).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&e).unwrap_or_default(),
+    };
+    let _ = std::fs::remove_file(o);
+    let _ = std::fs::remove_file(e);
+    out
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Out {
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "berth failed: stderr={} stdout={}",
+            self.stderr, self.stdout
+        );
+        &self.stdout
+    }
+}
+
+/// The line of /proc/<pid>/status named `key`, value only.
+pub fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,72 @@
+//! process.terminal: the pty master arrives on --console-socket; inside, the
+//! process runs on /dev/pts/0 with /dev/console bound to it.
+
+use std::io::{IoSliceMut, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use serde_json::json;
+
+use crate::common::*;
+
+#[test]
+fn console_socket_receives_the_pty() {
+    let mut b = Bundle::new(&["sh", "-c", "tty; stat -c %t:%T /dev/console; echo done"]);
+    b.edit(|c| c["process"]["terminal"] = json!(true));
+    let sock = b.dir.join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let bundle = b.dir.to_str().unwrap().to_owned();
+    b.berth(&[
+        "create",
+        "--bundle",
+        &bundle,
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "tty",
+    ])
+    .ok();
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 64];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    let fd = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .expect("no fd received");
+    // SAFETY: the descriptor just arrived with SCM_RIGHTS and belongs to us.
+    let mut master = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    b.berth(&["start", "tty"]).ok();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&out).contains("done") {
+        match master.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&out).replace('\r', "");
+    assert!(text.starts_with("/dev/pts/0\n88:0\n"), "{text}");
+}
+
+#[test]
+fn terminal_without_socket_is_an_error() {
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| c["process"]["terminal"] = json!(true));
+    let bundle = b.dir.to_str().unwrap().to_owned();
+    let out = b.berth(&["create", "--bundle", &bundle, "t"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("console-socket"), "{}", out.stderr);
+    assert!(b.residue().is_empty());
+}
