@@ -34,7 +34,6 @@ pub struct CreateOpts {
 pub struct Created {
     pub dir: ContainerDir,
     pub record: Record,
-    pub bundle: Bundle,
 }
 
 /// Kills what create started and removes the state dir unless disarmed.
@@ -180,11 +179,8 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         .take()
         .ok_or_else(|| Error::msg("state dir vanished"))?;
     cleanup.pids.clear();
-    Ok(Created {
-        dir,
-        record,
-        bundle,
-    })
+    crate::logging::debug(&format!("created container {} with init pid {init_pid}", opts.id));
+    Ok(Created { dir, record })
 }
 
 /// The cloned child: namespaces, then init. Never returns.

@@ -132,10 +132,6 @@ impl Store {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Makes a new container directory, locked. Fails if the id is taken.
     pub fn create(&self, id: &str) -> Result<ContainerDir, StateError> {
         std::fs::DirBuilder::new()

@@ -183,7 +183,7 @@ fn bind(
     }
     for p in &plan.propagation {
         let attr = MountAttr {
-            propagation: (*p - MsFlags::MS_REC).bits() as u64,
+            propagation: (*p - MsFlags::MS_REC).bits(),
             ..Default::default()
         };
         syscall::mount_setattr(tree.as_fd(), &attr, p.contains(MsFlags::MS_REC))

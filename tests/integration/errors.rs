@@ -5,6 +5,9 @@ use serde_json::json;
 
 use crate::common::*;
 
+/// One change to the base config.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 fn fails_cleanly(b: &Bundle, expect: &str) {
     let bundle = b.dir.to_str().unwrap().to_owned();
     let out = b.berth(&["create", "--bundle", &bundle, "bad"]);
@@ -21,7 +24,7 @@ fn fails_cleanly(b: &Bundle, expect: &str) {
 
 #[test]
 fn bad_configs() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "process.user.uid",
             Box::new(|c| c["process"]["user"]["uid"] = json!("root")),
