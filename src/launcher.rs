@@ -179,7 +179,10 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         .take()
         .ok_or_else(|| Error::msg("state dir vanished"))?;
     cleanup.pids.clear();
-    crate::logging::debug(&format!("created container {} with init pid {init_pid}", opts.id));
+    crate::logging::debug(&format!(
+        "created container {} with init pid {init_pid}",
+        opts.id
+    ));
     Ok(Created { dir, record })
 }
 
