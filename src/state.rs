@@ -262,17 +262,21 @@ impl ContainerDir {
         write_atomic(&path, &serde_json::to_vec(rec).unwrap_or_default())
     }
 
-    /// The live status of the container recorded in `rec`.
+    /// The live status of the container recorded in `rec`. A create whose berth
+    /// died (nobody holds the lock) can never finish: that container is stopped,
+    /// even while its orphaned init is still on its way out.
     pub fn status(&self, rec: &Record) -> Status {
-        if rec.pid <= 0 || !process_alive(rec.pid, rec.pid_start) {
-            return if rec.status == Status::Creating && self.is_locked_by_other() {
+        if rec.status == Status::Creating {
+            return if self.is_locked_by_other() {
                 Status::Creating
             } else {
                 Status::Stopped
             };
         }
+        if rec.pid <= 0 || !process_alive(rec.pid, rec.pid_start) {
+            return Status::Stopped;
+        }
         match rec.status {
-            Status::Creating => Status::Creating,
             _ if self.fifo_path().exists() => Status::Created,
             _ => Status::Running,
         }

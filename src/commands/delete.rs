@@ -19,20 +19,16 @@ pub fn run(store: &Store, args: &DeleteArgs) -> Result<i32, Error> {
         lifecycle::destroy(dir, None)?;
         return Ok(0);
     };
-    match dir.status(&rec) {
-        Status::Stopped => {}
-        Status::Created => lifecycle::kill_and_wait(&rec)?,
-        status if args.force => {
-            let _ = status;
-            lifecycle::kill_and_wait(&rec)?;
-        }
-        status => {
-            return Err(Error::msg(format!(
-                "cannot delete container {} that is not stopped: {status}",
-                rec.id
-            )))
-        }
+    let status = dir.status(&rec);
+    if matches!(status, Status::Running | Status::Paused) && !args.force {
+        return Err(Error::msg(format!(
+            "cannot delete container {} that is not stopped: {status}",
+            rec.id
+        )));
     }
+    // Created and forced containers are killed; a stopped one may still have an
+    // orphaned init from a create that was killed: this is a no-op when it is gone.
+    lifecycle::kill_and_wait(&rec)?;
     lifecycle::destroy(dir, Some(&rec))?;
     Ok(0)
 }

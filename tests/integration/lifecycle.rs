@@ -224,3 +224,52 @@ fn spec_and_features() {
         .iter()
         .any(|n| n == "rro"));
 }
+
+#[test]
+fn killed_create_is_cleaned_by_delete_force() {
+    let mut b = Bundle::new(&["true"]);
+    let marker = b.dir.join("hook-started");
+    let script = format!("touch {}; sleep 30", marker.display());
+    b.edit(|c| c["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]}));
+    let bundle = b.dir.to_str().unwrap().to_owned();
+    let mut create = b.cmd(&["create", "--bundle", &bundle, "killed"]);
+    create.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = create.spawn().unwrap();
+    for _ in 0..500 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(marker.exists(), "hook never ran");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The state dir is there, the container is not usable, and list/state still work.
+    assert_eq!(b.state("killed")["status"], "stopped");
+    b.berth(&["list"]).ok();
+    b.berth(&["delete", "--force", "killed"]).ok();
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &marker.display().to_string()])
+        .status();
+    assert!(b.residue().is_empty(), "{:?}", b.residue());
+}
+
+#[test]
+fn json_log_carries_the_error_for_engines() {
+    let b = Bundle::new(&["true"]);
+    let log = b.dir.join("berth.log");
+    let out = b.berth(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "ghost",
+    ]);
+    assert_eq!(out.code, 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    assert_eq!(last["msg"], "container ghost does not exist");
+    assert!(last["time"].as_str().unwrap().ends_with('Z'));
+}

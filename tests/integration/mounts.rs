@@ -156,3 +156,27 @@ fn no_pivot_and_propagation() {
     let out = b.berth(&["run", "--no-pivot", "--bundle", &bundle, "np"]);
     assert!(out.ok().contains("bin\n"), "{}", out.stdout);
 }
+
+#[test]
+fn cgroup_mount_type_with_and_without_cgroup_namespace() {
+    for cgroupns in [false, true] {
+        let mut b = Bundle::new(&["sh", "-c", "grep ' /sys/fs/cgroup' /proc/self/mountinfo | wc -l; cat /sys/fs/cgroup/pids/tasks 2>/dev/null | wc -l"]);
+        b.edit(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
+            if cgroupns {
+                c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "cgroup"}));
+            }
+        });
+        let out = b.run("cg");
+        let lines: Vec<usize> = out
+            .ok()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        // The tmpfs plus one mount per host hierarchy.
+        assert!(lines[0] >= 2, "{cgroupns}: {}", out.stdout);
+        if std::path::Path::new("/sys/fs/cgroup/pids/tasks").exists() {
+            assert!(lines[1] >= 1, "{cgroupns}: {}", out.stdout);
+        }
+    }
+}
