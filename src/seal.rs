@@ -21,6 +21,8 @@ use crate::syscall::{
 
 /// Set in the environment of the re-executed berth; removed at once.
 const SEALED_ENV: &str = "_BERTH_SEALED_EXE";
+/// `memfd` forces the fallback (for tests and benchmarks of that path).
+const METHOD_ENV: &str = "BERTH_SEAL_METHOD";
 
 /// Returns when this process runs from a sealed binary; otherwise re-executes.
 pub fn ensure_sealed() -> Result<(), Error> {
@@ -29,9 +31,10 @@ pub fn ensure_sealed() -> Result<(), Error> {
         return Ok(());
     }
     let exe = std::fs::read_link("/proc/self/exe").with(|| "read /proc/self/exe".into())?;
+    let force_memfd = std::env::var_os(METHOD_ENV).is_some_and(|m| m == "memfd");
     let fd = match overlay_exe(&exe) {
-        Ok(fd) => fd,
-        Err(_) => memfd_exe()?,
+        Ok(fd) if !force_memfd => fd,
+        _ => memfd_exe()?,
     };
     let to_c = |s: OsString| {
         CString::new(s.as_bytes()).map_err(|_| Error::msg("argument holds a NUL byte"))

@@ -273,3 +273,34 @@ fn json_log_carries_the_error_for_engines() {
     assert_eq!(last["msg"], "container ghost does not exist");
     assert!(last["time"].as_str().unwrap().ends_with('Z'));
 }
+
+#[test]
+fn berth_binary_is_sealed_against_overwrite() {
+    for method in ["overlay", "memfd"] {
+        let b = Bundle::new(&["true"]);
+        let bundle = b.dir.to_str().unwrap().to_owned();
+        let mut cmd = b.cmd(&["create", "--bundle", &bundle, "sealed"]);
+        cmd.env("BERTH_SEAL_METHOD", method);
+        run_with_files(cmd, &b.dir).ok();
+        let pid = b.state("sealed")["pid"].as_i64().unwrap();
+        // The created init still runs berth's code: what its exe link reaches must
+        // not be writable, even for the host's root.
+        let exe = format!("/proc/{pid}/exe");
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&exe)
+            .unwrap_err();
+        let errno = err.raw_os_error().unwrap();
+        assert!(
+            errno == libc::EROFS || errno == libc::ETXTBSY || errno == libc::EPERM,
+            "{method}: {err}"
+        );
+        let target = std::fs::read_link(&exe).unwrap();
+        assert_ne!(
+            target,
+            std::path::PathBuf::from(BERTH),
+            "{method}: exe is the real binary"
+        );
+        b.berth(&["delete", "--force", "sealed"]).ok();
+    }
+}
