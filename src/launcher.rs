@@ -28,12 +28,16 @@ pub struct CreateOpts {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: i32,
+    /// `run` in the foreground relays a terminal itself when no socket is given.
+    pub tty_relay: bool,
 }
 
 /// A container that create has set up: blocked before exec, waiting for start.
 pub struct Created {
     pub dir: ContainerDir,
     pub record: Record,
+    /// For a relayed terminal: the socket the pty master arrives on.
+    pub console: Option<UnixStream>,
 }
 
 /// Kills what create started and removes the state dir unless disarmed.
@@ -65,7 +69,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    if terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() && !opts.tty_relay {
         return Err(Error::msg(
             "process.terminal is set: a --console-socket is needed to receive the pty",
         ));
@@ -76,11 +80,16 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         ));
     }
     // Connect before any side effect: a bad socket path fails cleanly.
-    let console = match &opts.console_socket {
-        Some(p) => {
-            Some(UnixStream::connect(p).with(|| format!("--console-socket {}", p.display()))?)
+    let (console, relay) = match &opts.console_socket {
+        Some(p) => (
+            Some(UnixStream::connect(p).with(|| format!("--console-socket {}", p.display()))?),
+            None,
+        ),
+        None if terminal => {
+            let (ours, theirs) = UnixStream::pair().with(|| "console socketpair".into())?;
+            (Some(theirs), Some(ours))
         }
-        None => None,
+        None => (None, None),
     };
     let dir = store.create(&opts.id)?;
     let mut cleanup = Cleanup {
@@ -122,6 +131,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
             // since child_main never returns.
             unsafe { libc::close(dir.lock_fd()) };
             drop(parent);
+            drop(relay);
             child_main(&bundle, cloned, child, fifo, console, opts)
         }
         Forked::Parent(pid) => pid,
@@ -183,7 +193,11 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         "created container {} with init pid {init_pid}",
         opts.id
     ));
-    Ok(Created { dir, record })
+    Ok(Created {
+        dir,
+        record,
+        console: relay,
+    })
 }
 
 /// The cloned child: namespaces, then init. Never returns.

@@ -17,6 +17,7 @@ mod seal;
 mod state;
 mod sync;
 mod syscall;
+mod tty;
 
 use std::ffi::OsString;
 

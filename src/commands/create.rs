@@ -23,5 +23,6 @@ pub fn opts(args: &CreateArgs) -> CreateOpts {
         console_socket: args.console_socket.clone(),
         no_pivot: args.no_pivot,
         preserve_fds: args.preserve_fds.max(0) + listen.max(0),
+        tty_relay: false,
     }
 }

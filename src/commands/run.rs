@@ -25,7 +25,9 @@ const FORWARDED: [Signal; 8] = [
 ];
 
 pub fn run(store: &Store, args: &RunArgs) -> Result<i32, Error> {
-    let created = launcher::create(store, &super::create::opts(&args.create))?;
+    let mut opts = super::create::opts(&args.create);
+    opts.tty_relay = !args.detach;
+    let created = launcher::create(store, &opts)?;
     if args.detach {
         lifecycle::start(&created.dir, &created.record)?;
         return Ok(0);
@@ -36,10 +38,17 @@ pub fn run(store: &Store, args: &RunArgs) -> Result<i32, Error> {
         set.add(s);
     }
     set.thread_block().with(|| "block signals".into())?;
-    let started = lifecycle::start(&created.dir, &created.record);
+    let init = created.record.pid;
+    let master = created
+        .console
+        .as_ref()
+        .map(crate::tty::receive_master)
+        .transpose();
+    let started = master.and_then(|m| lifecycle::start(&created.dir, &created.record).map(|()| m));
     created.dir.unlock();
     let code = match started {
-        Ok(()) => wait_forwarding(created.record.pid, &set)?,
+        Ok(Some(master)) => crate::tty::relay(master, init, &set, || reap(init))?,
+        Ok(None) => wait_forwarding(init, &set)?,
         Err(e) => {
             let _ = lifecycle::kill_and_wait(&created.record);
             let _ = reap(created.record.pid);

@@ -70,3 +70,41 @@ fn terminal_without_socket_is_an_error() {
     assert!(out.stderr.contains("console-socket"), "{}", out.stderr);
     assert!(b.residue().is_empty());
 }
+
+#[test]
+fn foreground_run_relays_its_own_terminal() {
+    let mut b = Bundle::new(&["sh"]);
+    b.edit(|c| c["process"]["terminal"] = json!(true));
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let bundle = b.dir.to_str().unwrap().to_owned();
+    let mut cmd = b.cmd(&["run", "--bundle", &bundle, "fg"]);
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    let mut child = cmd.spawn().unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    use std::io::Write;
+    master
+        .write_all(b"tty; echo typed-$((6*7)); exit 3\n")
+        .unwrap();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !String::from_utf8_lossy(&out).contains("typed-42")
+        && std::time::Instant::now() < deadline
+    {
+        match master.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let status = child.wait().unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("/dev/pts/0") && text.contains("typed-42"),
+        "{text}"
+    );
+    assert_eq!(status.code(), Some(3), "{text}");
+    assert!(b.residue().is_empty(), "{:?}", b.residue());
+}

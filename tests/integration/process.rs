@@ -173,3 +173,34 @@ fn only_stdio_and_preserved_fds_reach_the_container() {
     assert_eq!(out.ok(), "0\n1\n2\n3\nthrough fd 3\n");
     let _ = bundle;
 }
+
+#[test]
+fn scheduler_io_priority_and_personality() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "grep -E '^policy' /proc/self/sched | tr -s ' '; uname -m",
+    ]);
+    b.edit(|c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+    });
+    let out = run_in(&b, "sched");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "policy : 3", "{out}");
+    assert_eq!(lines[1], "i686", "{out}");
+    // ioprio_get(IOPRIO_WHO_PROCESS, pid) of the container's process, from the host.
+    b.edit(|c| c["process"]["args"] = json!(["sleep", "100"]));
+    let bundle = b.dir.to_str().unwrap().to_owned();
+    b.berth(&["run", "-d", "--bundle", &bundle, "io"]).ok();
+    let pid = b.state("io")["pid"].as_i64().unwrap();
+    // SAFETY: ioprio_get only reads another process's I/O priority.
+    let prio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid as libc::c_long) };
+    assert_eq!(prio >> 13, 3, "class IDLE");
+    let nice = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    assert_eq!(
+        nice.rsplit(')').next().unwrap().split_whitespace().nth(16),
+        Some("5")
+    );
+}
