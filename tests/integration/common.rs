@@ -182,6 +182,17 @@ impl Bundle {
         serde_json::from_str(&out.stdout).unwrap()
     }
 
+    /// Waits (at most 5 s) until the container reports `status`.
+    pub fn wait_status(&self, id: &str, status: &str) {
+        for _ in 0..250 {
+            if self.state(id)["status"] == status {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(self.state(id)["status"], status);
+    }
+
     /// What a failing command may not leave behind: mounts naming this bundle on
     /// the host, container dirs under --root, processes rooted in the rootfs.
     pub fn residue(&self) -> Vec<String> {

@@ -67,13 +67,7 @@ fn full_lifecycle_with_states_and_pid_file() {
         del.stderr
     );
     b.berth(&["kill", "c", "KILL"]).ok();
-    for _ in 0..100 {
-        if b.state("c")["status"] == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(b.state("c")["status"], "stopped");
+    b.wait_status("c", "stopped");
     assert_eq!(b.state("c")["pid"], 0);
     let kill = b.berth(&["kill", "c"]);
     assert_eq!(kill.code, 1);
@@ -191,13 +185,7 @@ fn detached_run_and_kill_all() {
     b.berth(&["run", "--detach", "--bundle", bundle, "d"]).ok();
     assert_eq!(b.state("d")["status"], "running");
     b.berth(&["kill", "--all", "d", "KILL"]).ok();
-    for _ in 0..100 {
-        if b.state("d")["status"] == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(b.state("d")["status"], "stopped");
+    b.wait_status("d", "stopped");
     b.berth(&["delete", "d"]).ok();
     assert!(b.residue().is_empty(), "{:?}", b.residue());
 }
