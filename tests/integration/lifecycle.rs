@@ -217,14 +217,15 @@ fn spec_and_features() {
 fn killed_create_is_cleaned_by_delete_force() {
     let mut b = Bundle::new(&["true"]);
     let marker = b.dir.join("hook-started");
-    let script = format!("touch {}; sleep 30", marker.display());
+    // The hook records its pid, then becomes the sleep: the test kills exactly it.
+    let script = format!("echo $$ > {}; exec sleep 30", marker.display());
     b.edit(|c| c["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]}));
     let bundle = b.dir.to_str().unwrap().to_owned();
     let mut create = b.cmd(&["create", "--bundle", &bundle, "killed"]);
     create.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = create.spawn().unwrap();
     for _ in 0..500 {
-        if marker.exists() {
+        if std::fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n')) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -236,9 +237,15 @@ fn killed_create_is_cleaned_by_delete_force() {
     assert_eq!(b.state("killed")["status"], "stopped");
     b.berth(&["list"]).ok();
     b.berth(&["delete", "--force", "killed"]).ok();
-    let _ = std::process::Command::new("pkill")
-        .args(["-f", &marker.display().to_string()])
-        .status();
+    let hook_pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hook_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     assert!(b.residue().is_empty(), "{:?}", b.residue());
 }
 
