@@ -112,10 +112,11 @@ fn steps(
         other => Err(other),
     })?;
     let hook_list = spec.hooks().as_ref();
+    let in_container = |status: &str| container_view(&state, status);
     hooks::run_all(
         HookKind::CreateContainer,
         hook_list,
-        &state,
+        &in_container("creating"),
         Some(&args.bundle.dir),
     )?;
     // 3. Switch root. From here on only the container's filesystem is visible.
@@ -138,8 +139,21 @@ fn steps(
     ready.set(true);
     exec::wait_for_start(&args.fifo)?;
     // 9. startContainer hooks, in the container, after start and before the exec.
-    let state = state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
-    hooks::run_all(HookKind::StartContainer, hook_list, &state, None)?;
+    hooks::run_all(
+        HookKind::StartContainer,
+        hook_list,
+        &in_container("created"),
+        None,
+    )?;
     // 10. Close every descriptor not meant for the container, check the cwd, exec.
     Err(exec::exec(&program, process, args.preserve_fds))
+}
+
+/// The state for hooks that run in the container's namespaces: the spec wants the
+/// pid as the container sees it (1 in a new pid namespace).
+fn container_view(state: &str, status: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+    v["pid"] = serde_json::Value::from(nix::unistd::getpid().as_raw());
+    v["status"] = serde_json::Value::from(status);
+    v.to_string()
 }

@@ -58,8 +58,14 @@ fn hooks_see_state_in_order() {
         assert_eq!(st["id"], "h");
         assert_eq!(st["bundle"], bundle.as_str());
         assert!(line.contains(" set "), "{line}");
+        // createContainer runs in the container's namespaces: it sees init as PID 1.
+        let want_pid = if line.starts_with("createContainer") {
+            serde_json::json!(1)
+        } else {
+            serde_json::json!(pid)
+        };
         if status != "stopped" {
-            assert_eq!(st["pid"], pid, "{line}");
+            assert_eq!(st["pid"], want_pid, "{line}");
         }
     }
     assert!(lines[0].contains(&format!(" {bundle} ")), "{}", lines[0]);
@@ -75,6 +81,7 @@ fn start_container_hook_runs_inside() {
     let out = b.run("sc");
     let st: Value = serde_json::from_str(out.ok().trim()).unwrap();
     assert_eq!(st["status"], "created");
+    assert_eq!(st["pid"], 1);
 }
 
 #[test]
