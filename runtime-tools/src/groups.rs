@@ -253,6 +253,16 @@ fn config(rt: &Runtime, checker: &Path, r: &mut Report) -> std::io::Result<()> {
         m.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "ro"]}));
         c["mounts"] = Value::Array(m);
     })?;
+    for prop in ["rprivate", "rslave", "rshared"] {
+        checked_run(rt, checker, r, &format!("propagation-{prop}"), |c| {
+            c["linux"]["rootfsPropagation"] = json!(prop);
+        })?;
+    }
+    checked_run(rt, checker, r, "unknown-fields", |c| {
+        c["org.example.future"] = json!({"anything": [1, 2, 3]});
+        c["process"]["someNewField"] = json!(true);
+        c["linux"]["someNewSection"] = json!({"a": "b"});
+    })?;
     checked_run(rt, checker, r, "sysctl", |c| {
         c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"});
     })?;

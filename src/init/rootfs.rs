@@ -43,8 +43,11 @@ pub fn prepare(bundle: &Bundle) -> Result<OwnedFd, InitError> {
     )
     .ctx(|| format!("bind rootfs {}", rootfs.display()))?;
     if prop.contains(MsFlags::MS_SHARED) {
-        // pivot_root refuses a shared parent mount.
+        // pivot_root refuses a shared new root or parent: both go private for the
+        // switch, and `finalize` makes / shared again afterwards.
         make_parent_private(rootfs)?;
+        mount(NONE, rootfs, NONE, MsFlags::MS_PRIVATE, NONE)
+            .ctx(|| format!("make rootfs {} private", rootfs.display()))?;
     }
     let root = open_plain(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY)
         .ctx(|| format!("open rootfs {}", rootfs.display()))?;

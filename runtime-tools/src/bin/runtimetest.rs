@@ -108,25 +108,33 @@ fn rlimit_resource(name: &str) -> Option<u32> {
     Some(r)
 }
 
-/// mount point → (per-mount options, fs type), the topmost mount of each point.
-fn mountinfo() -> HashMap<String, (String, String)> {
+/// One line of mountinfo, the topmost mount of its point.
+struct MountLine {
+    opts: String,
+    fstype: String,
+    /// Optional fields: "shared:N", "master:N", ...
+    tags: String,
+    /// Filesystem options ("size=1024k,mode=700").
+    super_opts: String,
+}
+
+fn mountinfo() -> HashMap<String, MountLine> {
     let mut m = HashMap::new();
-    for l in std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-    {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for l in text.lines() {
         let Some((left, right)) = l.split_once(" - ") else {
             continue;
         };
         let f: Vec<&str> = left.split(' ').collect();
-        if f.len() > 5 {
-            m.insert(
-                f[4].to_string(),
-                (
-                    f[5].to_string(),
-                    right.split(' ').next().unwrap_or("").to_string(),
-                ),
-            );
+        let r: Vec<&str> = right.split(' ').collect();
+        if f.len() > 5 && r.len() > 2 {
+            let line = MountLine {
+                opts: f[5].to_string(),
+                fstype: r[0].to_string(),
+                tags: f[6..].join(" "),
+                super_opts: r[2].to_string(),
+            };
+            m.insert(f[4].to_string(), line);
         }
     }
     m
@@ -298,13 +306,39 @@ fn main() {
     if cfg["root"]["readonly"].as_bool().unwrap_or(false) {
         t.check(
             "root.readonly",
-            mi.get("/").map(|m| ro(&m.0)).unwrap_or(false),
+            mi.get("/").map(|m| ro(&m.opts)).unwrap_or(false),
             true,
         );
     }
+    if let Some(prop) = cfg["linux"]["rootfsPropagation"].as_str() {
+        let tags = mi.get("/").map(|m| m.tags.clone()).unwrap_or_default();
+        let got = if tags.contains("shared:") {
+            "shared"
+        } else if tags.contains("master:") {
+            "slave"
+        } else if tags.contains("unbindable") {
+            "unbindable"
+        } else {
+            "private"
+        };
+        let want = prop.trim_start_matches('r');
+        // A slave of a mount that is private on the host shows as private.
+        let got = if want == "slave" && got == "private" {
+            "slave"
+        } else {
+            got
+        };
+        t.check("linux.rootfsPropagation", got, want);
+    }
     for (i, m) in cfg["mounts"].as_array().into_iter().flatten().enumerate() {
         let dest = m["destination"].as_str().unwrap_or("");
-        let Some((opts, fstype)) = mi.get(dest) else {
+        let Some(MountLine {
+            opts,
+            fstype,
+            super_opts,
+            ..
+        }) = mi.get(dest)
+        else {
             t.check(&format!("mounts[{i}] {dest} mounted"), false, true);
             continue;
         };
@@ -330,6 +364,17 @@ fn main() {
         }
         if options.contains(&"ro") {
             t.check(&format!("mounts[{i}] {dest} ro"), ro(opts), true);
+        }
+        for data in options
+            .iter()
+            .filter(|o| o.starts_with("mode=") && typ == "tmpfs")
+        {
+            let mode = u32::from_str_radix(&data[5..], 8).unwrap_or(0);
+            let want = format!("mode={mode:o}");
+            // tmpfs leaves its default mode, 1777, out of mountinfo.
+            let shown = super_opts.split(',').find(|o| o.starts_with("mode="));
+            let ok = shown == Some(want.as_str()) || (shown.is_none() && mode == 0o1777);
+            t.check(&format!("mounts[{i}] {dest} {data}"), ok, true);
         }
     }
     // devices
@@ -436,8 +481,8 @@ fn main() {
         .flatten()
         .filter_map(|p| p.as_str())
     {
-        if let Some((opts, _)) = mi.get(path) {
-            t.check(&format!("linux.readonlyPaths {path} ro"), ro(opts), true);
+        if let Some(m) = mi.get(path) {
+            t.check(&format!("linux.readonlyPaths {path} ro"), ro(&m.opts), true);
         }
     }
     // sysctl, id maps, seccomp
