@@ -130,7 +130,7 @@ fn namespace_path_of_wrong_type_is_refused() {
 fn hostname_and_domainname() {
     let mut b = Bundle::new(&["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"]);
     b.edit(|c| c["domainname"] = json!("example.org"));
-    assert_eq!(b.run("uts").ok(), "berth-test\nexample.org\n");
+    assert_eq!(b.run("uts").ok(), "oci-conformance\nexample.org\n");
 }
 
 #[test]

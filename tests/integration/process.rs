@@ -19,7 +19,8 @@ fn capabilities_and_no_new_privs_match_config() {
     assert_eq!(status_field(&status, "CapEff"), want);
     assert_eq!(status_field(&status, "CapPrm"), want);
     assert_eq!(status_field(&status, "CapBnd"), want);
-    assert_eq!(status_field(&status, "CapInh"), "0000000000000000");
+    assert_eq!(status_field(&status, "CapInh"), want);
+    assert_eq!(status_field(&status, "CapAmb"), want);
     assert_eq!(status_field(&status, "NoNewPrivs"), "1");
 }
 
