@@ -4,6 +4,7 @@
 use crate::config::ConfigError;
 use crate::hooks::HookError;
 use crate::init::InitError;
+use crate::seccomp::SeccompError;
 use crate::state::StateError;
 use crate::sync::SyncError;
 
@@ -19,6 +20,8 @@ pub enum Error {
     Init(#[from] InitError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("{what}: {source}")]
     Io {
         what: String,

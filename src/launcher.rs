@@ -91,6 +91,15 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         }
         None => (None, None),
     };
+    let seccomp = match bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        Some(s) => Some(crate::seccomp::build(s)?),
+        None => None,
+    };
     let dir = store.create(&opts.id)?;
     let mut cleanup = Cleanup {
         dir: Some(dir),
@@ -132,7 +141,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
             unsafe { libc::close(dir.lock_fd()) };
             drop(parent);
             drop(relay);
-            child_main(&bundle, cloned, child, fifo, console, opts)
+            child_main(&bundle, cloned, child, fifo, console, seccomp, opts)
         }
         Forked::Parent(pid) => pid,
     };
@@ -207,6 +216,7 @@ fn child_main(
     sync: sync::Channel,
     fifo: OwnedFd,
     console: Option<UnixStream>,
+    seccomp: Option<libseccomp::ScmpFilterContext>,
     opts: &CreateOpts,
 ) -> ! {
     // Keep /proc/<pid> of this process (and its exe) out of reach of anything in the
@@ -224,5 +234,6 @@ fn child_main(
         console,
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
+        seccomp,
     })
 }

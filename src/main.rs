@@ -14,6 +14,7 @@ mod launcher;
 mod lifecycle;
 mod logging;
 mod seal;
+mod seccomp;
 mod state;
 mod sync;
 mod syscall;

@@ -263,6 +263,10 @@ fn config(rt: &Runtime, checker: &Path, r: &mut Report) -> std::io::Result<()> {
         c["process"]["someNewField"] = json!(true);
         c["linux"]["someNewSection"] = json!({"a": "b"});
     })?;
+    checked_run(rt, checker, r, "seccomp", |c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mknod", "mknodat"], "action": "SCMP_ACT_ERRNO"}]});
+    })?;
     checked_run(rt, checker, r, "sysctl", |c| {
         c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"});
     })?;

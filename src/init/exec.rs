@@ -80,8 +80,13 @@ pub fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
 }
 
 /// Executes the program; returns only the error.
-pub fn exec(program: &Path, p: &Process, preserve_fds: i32) -> InitError {
-    match exec_inner(program, p, preserve_fds) {
+pub fn exec(
+    program: &Path,
+    p: &Process,
+    preserve_fds: i32,
+    filter: Option<&libseccomp::ScmpFilterContext>,
+) -> InitError {
+    match exec_inner(program, p, preserve_fds, filter) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -91,6 +96,7 @@ fn exec_inner(
     program: &Path,
     p: &Process,
     preserve_fds: i32,
+    filter: Option<&libseccomp::ScmpFilterContext>,
 ) -> Result<std::convert::Infallible, InitError> {
     let cstr = |s: &[u8], what: &str| {
         CString::new(s).map_err(|_| InitError::Config(format!("{what} holds a NUL byte")))
@@ -124,6 +130,9 @@ fn exec_inner(
         return Err(InitError::Config(
             "current working directory is outside of the container's root: possible container breakout detected".into(),
         ));
+    }
+    if let Some(f) = filter {
+        crate::seccomp::load(f)?;
     }
     nix::unistd::execve(&path, &argv, &envp).ctx(|| format!("exec {}", program.display()))?;
     Err(InitError::Config("execve returned".into()))

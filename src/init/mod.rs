@@ -29,6 +29,8 @@ pub enum InitError {
     Sync(#[from] SyncError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("{0}")]
     Config(String),
 }
@@ -67,6 +69,8 @@ pub struct InitArgs<'a> {
     /// Descriptors 3 .. 3+N are passed to the user's program.
     pub preserve_fds: i32,
     pub no_pivot: bool,
+    /// linux.seccomp, compiled by the parent; loaded just before exec.
+    pub seccomp: Option<libseccomp::ScmpFilterContext>,
 }
 
 /// Runs init to the exec of the user's program; on failure tells the parent and exits.
@@ -132,6 +136,14 @@ fn steps(
     rootfs::finalize(spec)?;
     // 7. The process's own attributes; capabilities and user last, so that every
     //    privileged step above still had them.
+    // Without noNewPrivileges the kernel only lets a process holding CAP_SYS_ADMIN
+    // load a filter: then it goes in before the capabilities are dropped. With it,
+    // the filter waits until just before exec, so berth's own remaining steps are
+    // not subject to the container's profile.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let (Some(filter), false) = (&args.seccomp, nnp) {
+        crate::seccomp::load(filter)?;
+    }
     process::apply(spec, process)?;
     let program = exec::find_program(process)?;
     // 8. Tell the parent we are ready; `create` returns. Wait for `start`.
@@ -146,7 +158,13 @@ fn steps(
         None,
     )?;
     // 10. Close every descriptor not meant for the container, check the cwd, exec.
-    Err(exec::exec(&program, process, args.preserve_fds))
+    let late_filter = args.seccomp.as_ref().filter(|_| nnp);
+    Err(exec::exec(
+        &program,
+        process,
+        args.preserve_fds,
+        late_filter,
+    ))
 }
 
 /// The state for hooks that run in the container's namespaces: the spec wants the

@@ -1,0 +1,224 @@
+//! linux.seccomp: compiles the OCI profile into a libseccomp filter (default action
+//! and errno, architectures, flags, syscalls with their argument comparisons).
+//! Syscall names this architecture lacks are skipped, as runc does; an unsupported
+//! action, operator or flag is an error naming the entry. The filter is compiled by
+//! the parent before anything is created, and loaded by init as late as it can be.
+
+use std::str::FromStr;
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSyscall};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("linux.seccomp.{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("linux.seccomp: {what}: {source}")]
+    Lib {
+        what: String,
+        source: libseccomp::error::SeccompError,
+    },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> SeccompError {
+    SeccompError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn lib(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
+    let what = what.into();
+    move |source| SeccompError::Lib { what, source }
+}
+
+/// Serde's spelling of an oci-spec enum value ("SCMP_ACT_ERRNO", ...).
+fn spelled<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The libseccomp action of an OCI action; `errno` is errnoRet (EPERM by default).
+fn action(
+    a: LinuxSeccompAction,
+    errno: Option<u32>,
+    field: &str,
+) -> Result<ScmpAction, SeccompError> {
+    let ret = errno.unwrap_or(libc::EPERM as u32);
+    Ok(match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => {
+            if ret > u16::MAX as u32 {
+                return Err(invalid(
+                    field,
+                    format!("errnoRet {ret} is above {}", u16::MAX),
+                ));
+            }
+            ScmpAction::Errno(ret as i32)
+        }
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(ret.min(u16::MAX as u32) as u16),
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActNotify => {
+            return Err(invalid(
+                field,
+                "SCMP_ACT_NOTIFY is not supported by this berth",
+            ));
+        }
+    })
+}
+
+/// The comparison of one argument entry.
+fn compare(
+    arg: &oci_spec::runtime::LinuxSeccompArg,
+    field: &str,
+) -> Result<ScmpArgCompare, SeccompError> {
+    if arg.index() > 5 {
+        return Err(invalid(field, format!("index {} is above 5", arg.index())));
+    }
+    let op = match spelled(&arg.op()).as_str() {
+        "SCMP_CMP_NE" => ScmpCompareOp::NotEqual,
+        "SCMP_CMP_LT" => ScmpCompareOp::Less,
+        "SCMP_CMP_LE" => ScmpCompareOp::LessOrEqual,
+        "SCMP_CMP_EQ" => ScmpCompareOp::Equal,
+        "SCMP_CMP_GE" => ScmpCompareOp::GreaterEqual,
+        "SCMP_CMP_GT" => ScmpCompareOp::Greater,
+        // OCI: value is the mask, valueTwo the value the masked argument must equal.
+        "SCMP_CMP_MASKED_EQ" => {
+            return Ok(ScmpArgCompare::new(
+                arg.index() as u32,
+                ScmpCompareOp::MaskedEqual(arg.value()),
+                arg.value_two().unwrap_or(0),
+            ))
+        }
+        other => return Err(invalid(field, format!("unknown operator {other:?}"))),
+    };
+    Ok(ScmpArgCompare::new(arg.index() as u32, op, arg.value()))
+}
+
+/// Compiles the profile (nothing is loaded).
+pub fn build(s: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
+    let default = action(s.default_action(), s.default_errno_ret(), "defaultAction")?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(lib("create filter"))?;
+    for (i, a) in s.architectures().iter().flatten().enumerate() {
+        let name = spelled(a);
+        let arch = ScmpArch::from_str(&name).map_err(|_| {
+            invalid(
+                format!("architectures[{i}]"),
+                format!("unknown architecture {name}"),
+            )
+        })?;
+        ctx.add_arch(arch)
+            .map_err(lib(format!("architectures[{i}] {name}")))?;
+    }
+    for (i, f) in s.flags().iter().flatten().enumerate() {
+        let name = spelled(f);
+        let field = format!("flags[{i}]");
+        match name.as_str() {
+            "SECCOMP_FILTER_FLAG_LOG" => ctx.set_ctl_log(true).map(drop),
+            "SECCOMP_FILTER_FLAG_TSYNC" => ctx.set_ctl_tsync(true).map(drop),
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => ctx.set_ctl_ssb(true).map(drop),
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => ctx.set_ctl_waitkill(true).map(drop),
+            other => return Err(invalid(field, format!("unknown flag {other}"))),
+        }
+        .map_err(|e| {
+            invalid(
+                format!("flags[{i}]"),
+                format!("{name} is not supported here: {e}"),
+            )
+        })?;
+    }
+    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
+        add_rule(&mut ctx, rule, default, &format!("syscalls[{i}]"))?;
+    }
+    Ok(ctx)
+}
+
+fn add_rule(
+    ctx: &mut ScmpFilterContext,
+    rule: &LinuxSyscall,
+    default: ScmpAction,
+    field: &str,
+) -> Result<(), SeccompError> {
+    let act = action(rule.action(), rule.errno_ret(), field)?;
+    if act == default {
+        // libseccomp refuses a rule that repeats the default action; it is a no-op.
+        return Ok(());
+    }
+    let args = rule.args().clone().unwrap_or_default();
+    let conds = args
+        .iter()
+        .enumerate()
+        .map(|(j, a)| compare(a, &format!("{field}.args[{j}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Conditions on the same argument cannot be ANDed by libseccomp: as runc does,
+    // such entries become one rule each.
+    let mut indexes: Vec<usize> = args.iter().map(|a| a.index()).collect();
+    indexes.sort_unstable();
+    let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
+    for name in rule.names() {
+        // Names this architecture does not know are skipped, as runc does.
+        let Ok(sc) = ScmpSyscall::from_name(name) else {
+            continue;
+        };
+        let what = || format!("{field} {name}");
+        if conds.is_empty() {
+            ctx.add_rule(act, sc).map_err(lib(what()))?;
+        } else if repeated {
+            for c in &conds {
+                ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
+                    .map_err(lib(what()))?;
+            }
+        } else {
+            ctx.add_rule_conditional(act, sc, &conds)
+                .map_err(lib(what()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads the filter into this process (init, just before its exec).
+pub fn load(ctx: &ScmpFilterContext) -> Result<(), SeccompError> {
+    ctx.load().map_err(lib("load filter"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(json: &str) -> LinuxSeccomp {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn builds_a_profile_and_skips_unknown_names() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+            "flags":["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls":[{"names":["mkdir","no_such_syscall_here"],"action":"SCMP_ACT_ERRNO","errnoRet":38},
+            {"names":["kill"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":10,"op":"SCMP_CMP_EQ"}]},
+            {"names":["personality"],"action":"SCMP_ACT_LOG","args":[{"index":0,"value":255,"valueTwo":8,"op":"SCMP_CMP_MASKED_EQ"},{"index":0,"value":1,"op":"SCMP_CMP_NE"}]},
+            {"names":["getpid"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        build(&p).unwrap();
+    }
+
+    #[test]
+    fn bad_entries_name_their_field() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["kill"],"action":"SCMP_ACT_ERRNO","args":[{"index":9,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#,
+        );
+        let err = build(&p).unwrap_err().to_string();
+        assert!(err.contains("linux.seccomp.syscalls[0].args[0]"), "{err}");
+        let p = profile(r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":70000}"#);
+        assert!(build(&p).unwrap_err().to_string().contains("defaultAction"));
+    }
+}
