@@ -157,3 +157,137 @@ fn filter_without_no_new_privileges() {
     b.edit(|c| c["process"]["noNewPrivileges"] = json!(false));
     assert_eq!(b.run("nonnp").ok(), "rc=1\n");
 }
+
+/// podman's default profile (Debian's golang-github-containers-common), turned into
+/// an OCI profile the way engines do: the native architecture with its
+/// sub-architectures, and each rule kept only when its includes/excludes (by
+/// capability and architecture) fit the process.
+fn engine_profile(caps: &[&str]) -> serde_json::Value {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/fixtures/containers-seccomp.json"
+    );
+    let path = ["/usr/share/containers/seccomp.json", fixture]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("podman's seccomp.json is missing: run scripts/setup");
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let strs = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    };
+    let mut arches = Vec::new();
+    for m in p["archMap"].as_array().unwrap() {
+        if m["architecture"] == "SCMP_ARCH_X86_64" {
+            arches.push("SCMP_ARCH_X86_64".to_string());
+            arches.extend(strs(&m["subArchitectures"]));
+        }
+    }
+    let mut rules = Vec::new();
+    for s in p["syscalls"].as_array().unwrap() {
+        let (inc, exc) = (&s["includes"], &s["excludes"]);
+        let inc_arches = strs(&inc["arches"]);
+        if !inc_arches.is_empty() && !inc_arches.iter().any(|a| a == "amd64") {
+            continue;
+        }
+        if strs(&exc["arches"]).iter().any(|a| a == "amd64") {
+            continue;
+        }
+        if !strs(&inc["caps"])
+            .iter()
+            .all(|c| caps.contains(&c.as_str()))
+        {
+            continue;
+        }
+        if strs(&exc["caps"])
+            .iter()
+            .any(|c| caps.contains(&c.as_str()))
+        {
+            continue;
+        }
+        let mut rule = json!({"names": s["names"], "action": s["action"]});
+        if s["args"].is_array() {
+            rule["args"] = s["args"].clone();
+        }
+        if s["errnoRet"].is_u64() {
+            rule["errnoRet"] = s["errnoRet"].clone();
+        }
+        rules.push(rule);
+    }
+    json!({"defaultAction": p["defaultAction"], "defaultErrnoRet": p["defaultErrnoRet"], "architectures": arches, "syscalls": rules})
+}
+
+#[test]
+fn podman_default_profile_runs_busybox_and_refuses_unshare_and_mount() {
+    let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    let b = with_profile(
+        &["sh", "-c", "echo ok; ls / > /dev/null && echo ls-ok; date > /dev/null && echo date-ok; unshare -m true; echo unshare=$?; mount -t tmpfs t /tmp; echo mount=$?"],
+        engine_profile(&caps),
+    );
+    let out = b.run("podman");
+    let text = out.ok();
+    assert!(text.starts_with("ok\nls-ok\ndate-ok\n"), "{text}");
+    assert!(
+        !text.contains("unshare=0") && text.contains("unshare="),
+        "{text}"
+    );
+    assert!(
+        !text.contains("mount=0") && text.contains("mount="),
+        "{text}"
+    );
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn trap_trace_log_and_kill_actions() {
+    // TRAP: SIGSYS with no handler kills the process.
+    let b = with_profile(
+        &["uname"],
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_TRAP"}]}),
+    );
+    assert_eq!(b.run("trap").code, 128 + libc::SIGSYS);
+    // KILL (thread): the single-threaded process dies by SIGSYS too.
+    let b = with_profile(
+        &["uname"],
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_KILL"}]}),
+    );
+    assert_eq!(b.run("killthread").code, 128 + libc::SIGSYS);
+    // TRACE with no tracer attached: the syscall fails with ENOSYS.
+    let b = with_profile(
+        &["sh", "-c", "mkdir /tmp/t; echo rc=$?"],
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRACE", "errnoRet": 5}]}),
+    );
+    let out = b.run("trace");
+    assert_eq!(out.stdout, "rc=1\n");
+    assert!(
+        out.stderr.contains("Function not implemented"),
+        "{}",
+        out.stderr
+    );
+    // LOG: allowed, and the kernel logs it (audit type 1326) with the syscall number.
+    let b = with_profile(
+        &["sh", "-c", "mkdir /tmp/logged && echo made"],
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG"}]}),
+    );
+    assert_eq!(b.run("log").ok(), "made\n");
+    let dmesg = std::process::Command::new("dmesg")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !dmesg.is_empty() {
+        assert!(
+            dmesg
+                .lines()
+                .any(|l| l.contains("type=1326") || l.contains("seccomp")),
+            "no seccomp log line in dmesg"
+        );
+    }
+}
