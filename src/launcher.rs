@@ -97,7 +97,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
     {
-        Some(s) => Some(crate::seccomp::build(s)?),
+        Some(s) => Some(crate::seccomp::prepare(s, &store.seccomp_cache())?),
         None => None,
     };
     let dir = store.create(&opts.id)?;
@@ -216,7 +216,7 @@ fn child_main(
     sync: sync::Channel,
     fifo: OwnedFd,
     console: Option<UnixStream>,
-    seccomp: Option<libseccomp::ScmpFilterContext>,
+    seccomp: Option<crate::seccomp::Filter>,
     opts: &CreateOpts,
 ) -> ! {
     // Keep /proc/<pid> of this process (and its exe) out of reach of anything in the

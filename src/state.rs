@@ -132,6 +132,11 @@ impl Store {
         }
     }
 
+    /// Where compiled seccomp filters are kept ('@' is never part of an id).
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join("@seccomp")
+    }
+
     /// Makes a new container directory, locked. Fails if the id is taken.
     pub fn create(&self, id: &str) -> Result<ContainerDir, StateError> {
         std::fs::DirBuilder::new()

@@ -84,7 +84,7 @@ pub fn exec(
     program: &Path,
     p: &Process,
     preserve_fds: i32,
-    filter: Option<&libseccomp::ScmpFilterContext>,
+    filter: Option<&crate::seccomp::Filter>,
 ) -> InitError {
     match exec_inner(program, p, preserve_fds, filter) {
         Ok(never) => match never {},
@@ -96,7 +96,7 @@ fn exec_inner(
     program: &Path,
     p: &Process,
     preserve_fds: i32,
-    filter: Option<&libseccomp::ScmpFilterContext>,
+    filter: Option<&crate::seccomp::Filter>,
 ) -> Result<std::convert::Infallible, InitError> {
     let cstr = |s: &[u8], what: &str| {
         CString::new(s).map_err(|_| InitError::Config(format!("{what} holds a NUL byte")))

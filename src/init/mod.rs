@@ -70,7 +70,7 @@ pub struct InitArgs<'a> {
     pub preserve_fds: i32,
     pub no_pivot: bool,
     /// linux.seccomp, compiled by the parent; loaded just before exec.
-    pub seccomp: Option<libseccomp::ScmpFilterContext>,
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Runs init to the exec of the user's program; on failure tells the parent and exits.

@@ -2,8 +2,14 @@
 //! and errno, architectures, flags, syscalls with their argument comparisons).
 //! Syscall names this architecture lacks are skipped, as runc does; an unsupported
 //! action, operator or flag is an error naming the entry. The filter is compiled by
-//! the parent before anything is created, and loaded by init as late as it can be.
+//! the parent before anything is created (or read from the cache, see `cache`), and
+//! init loads the BPF with seccomp(2) itself, as late as it can be.
 
+mod cache;
+
+use std::io::{Read, Seek};
+use std::os::fd::FromRawFd;
+use std::path::Path;
 use std::str::FromStr;
 
 use libseccomp::{
@@ -185,9 +191,87 @@ fn add_rule(
     Ok(())
 }
 
-/// Loads the filter into this process (init, just before its exec).
-pub fn load(ctx: &ScmpFilterContext) -> Result<(), SeccompError> {
-    ctx.load().map_err(lib("load filter"))
+/// A compiled filter: BPF instructions and the seccomp(2) flags to load them with.
+pub struct Filter {
+    bpf: Vec<u8>,
+    flags: libc::c_uint,
+}
+
+/// The seccomp(2) flags of the profile's `flags`.
+fn kernel_flags(s: &LinuxSeccomp) -> libc::c_uint {
+    s.flags()
+        .iter()
+        .flatten()
+        .map(|f| match spelled(f).as_str() {
+            "SECCOMP_FILTER_FLAG_TSYNC" => 1,
+            "SECCOMP_FILTER_FLAG_LOG" => 2,
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => 4,
+            _ => 0,
+        })
+        .fold(0, |a, b| a | b)
+}
+
+/// Compiles the profile, or takes it from the cache in `cache_dir`.
+pub fn prepare(s: &LinuxSeccomp, cache_dir: &Path) -> Result<Filter, SeccompError> {
+    let key = serde_json::to_vec(s).map_err(|e| invalid("(profile)", e.to_string()))?;
+    let flags = kernel_flags(s);
+    if let Some(bpf) = cache::get(cache_dir, &key) {
+        return Ok(Filter { bpf, flags });
+    }
+    let bpf = export(&build(s)?)?;
+    cache::put(cache_dir, &key, &bpf);
+    Ok(Filter { bpf, flags })
+}
+
+/// The filter's BPF program (libseccomp 2.5 exports only to a descriptor).
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>, SeccompError> {
+    let io = |e: std::io::Error| invalid("(export)", e.to_string());
+    // SAFETY: the name is a valid C string; memfd_create returns a new descriptor.
+    let fd = unsafe { libc::memfd_create(c"berth-bpf".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd was just created and is owned by nobody else.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    ctx.export_bpf(&file).map_err(lib("export filter"))?;
+    let mut bpf = Vec::new();
+    file.rewind()
+        .and_then(|()| file.read_to_end(&mut bpf))
+        .map_err(io)?;
+    Ok(bpf)
+}
+
+/// `struct sock_fprog`.
+#[repr(C)]
+struct SockFprog {
+    len: libc::c_ushort,
+    filter: *const libc::c_void,
+}
+
+/// Loads the filter into this process (init). libseccomp's own load would also set
+/// no_new_privs, which a config may have turned off: seccomp(2) directly does not.
+pub fn load(f: &Filter) -> Result<(), SeccompError> {
+    let prog = SockFprog {
+        len: (f.bpf.len() / 8) as libc::c_ushort,
+        filter: f.bpf.as_ptr().cast(),
+    };
+    // SAFETY: prog points to f.bpf, a whole number of 8-byte sock_filter entries
+    // that libseccomp produced, alive for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            f.flags,
+            &prog as *const SockFprog,
+        )
+    };
+    if ret < 0 {
+        return Err(invalid(
+            "(load)",
+            std::io::Error::last_os_error().to_string(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,6 +293,20 @@ mod tests {
             {"names":["getpid"],"action":"SCMP_ACT_ALLOW"}]}"#,
         );
         build(&p).unwrap();
+    }
+
+    #[test]
+    fn prepare_caches_the_compiled_program() {
+        let dir = std::env::temp_dir().join(format!("berth-seccomp-{}", std::process::id()));
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        let first = prepare(&p, &dir).unwrap();
+        assert!(!first.bpf.is_empty() && first.bpf.len() % 8 == 0);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let second = prepare(&p, &dir).unwrap();
+        assert_eq!(first.bpf, second.bpf);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -150,12 +150,17 @@ fn invalid_profiles_fail_cleanly() {
 
 #[test]
 fn filter_without_no_new_privileges() {
+    // The filter applies, and no_new_privs stays off as the config says.
     let mut b = with_profile(
-        &["sh", "-c", "mkdir /tmp/y; echo rc=$?"],
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/y; echo rc=$?; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status",
+        ],
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
     );
     b.edit(|c| c["process"]["noNewPrivileges"] = json!(false));
-    assert_eq!(b.run("nonnp").ok(), "rc=1\n");
+    assert_eq!(b.run("nonnp").ok(), "rc=1\nNoNewPrivs:\t0\nSeccomp:\t2\n");
 }
 
 /// podman's default profile (Debian's golang-github-containers-common), turned into
