@@ -72,6 +72,11 @@ pub enum HookError {
     },
 }
 
+/// Whether any hook of `kind` is configured.
+pub fn any(kind: HookKind, hooks: Option<&Hooks>) -> bool {
+    hooks.is_some_and(|h| kind.list(h).as_ref().is_some_and(|l| !l.is_empty()))
+}
+
 /// Runs every hook of `kind` in order; stops at the first failure.
 pub fn run_all(
     kind: HookKind,

@@ -116,11 +116,17 @@ fn steps(
         other => Err(other),
     })?;
     let hook_list = spec.hooks().as_ref();
-    let in_container = |status: &str| container_view(&state, status);
-    hooks::run_all(
+    // Hooks in the container's namespaces get its view of the state, built only
+    // when there is such a hook.
+    let in_container = |kind: HookKind, status: &str, cwd: Option<&std::path::Path>| {
+        if hooks::any(kind, hook_list) {
+            hooks::run_all(kind, hook_list, &container_view(&state, status), cwd)?;
+        }
+        Ok::<(), InitError>(())
+    };
+    in_container(
         HookKind::CreateContainer,
-        hook_list,
-        &in_container("creating"),
+        "creating",
         Some(&args.bundle.dir),
     )?;
     // 3. Switch root. From here on only the container's filesystem is visible.
@@ -135,11 +141,10 @@ fn steps(
     // 6. Read-only and masked paths, read-only root.
     rootfs::finalize(spec)?;
     // 7. The process's own attributes; capabilities and user last, so that every
-    //    privileged step above still had them.
-    // Without noNewPrivileges the kernel only lets a process holding CAP_SYS_ADMIN
-    // load a filter: then it goes in before the capabilities are dropped. With it,
-    // the filter waits until just before exec, so berth's own remaining steps are
-    // not subject to the container's profile.
+    //    privileged step above still had them. Without noNewPrivileges only a
+    //    process holding CAP_SYS_ADMIN may load a seccomp filter: then it goes in
+    //    before the capabilities are dropped. With it, the filter waits until just
+    //    before exec, so berth's own remaining steps are not subject to it.
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let (Some(filter), false) = (&args.seccomp, nnp) {
         crate::seccomp::load(filter)?;
@@ -151,12 +156,7 @@ fn steps(
     ready.set(true);
     exec::wait_for_start(&args.fifo)?;
     // 9. startContainer hooks, in the container, after start and before the exec.
-    hooks::run_all(
-        HookKind::StartContainer,
-        hook_list,
-        &in_container("created"),
-        None,
-    )?;
+    in_container(HookKind::StartContainer, "created", None)?;
     // 10. Close every descriptor not meant for the container, check the cwd, exec.
     let late_filter = args.seccomp.as_ref().filter(|_| nnp);
     Err(exec::exec(

@@ -78,12 +78,16 @@ pub fn forks_init(plan: &NamespacePlan, cloned: u64) -> bool {
 }
 
 /// Forks init. This process (stage-1) reports init's pid and exits; init waits on a
-/// pipe until that report is sent, so the parent always learns the pid first.
+/// pipe for stage-1's byte saying the report went out, so the parent always learns
+/// the pid first, and init never sets up a container nobody knows about.
 fn fork_into_init(sync: &Channel) -> Result<(), InitError> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     match clone_fork(0).ctx(|| "fork init".into())? {
         Forked::Parent(pid) => {
             let ok = sync.send(&Msg::InitPid { pid }).is_ok();
+            if ok {
+                let _ = nix::unistd::write(&w, b"1");
+            }
             drop(w);
             // SAFETY: stage-1 is a forked child that must not unwind or run exit handlers.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) }
@@ -91,8 +95,12 @@ fn fork_into_init(sync: &Channel) -> Result<(), InitError> {
         Forked::Child => {
             drop(w);
             let mut buf = [0u8; 1];
-            let _ = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&r), &mut buf);
-            Ok(())
+            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&r), &mut buf) {
+                Ok(1) => Ok(()),
+                _ => Err(InitError::Config(
+                    "stage-1 died before reporting init's pid".into(),
+                )),
+            }
         }
     }
 }

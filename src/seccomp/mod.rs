@@ -1,5 +1,6 @@
 //! linux.seccomp: compiles the OCI profile into a libseccomp filter (default action
-//! and errno, architectures, flags, syscalls with their argument comparisons).
+//! and errno, architectures, syscalls with their argument comparisons) and loads
+//! it with the profile's flags.
 //! Syscall names this architecture lacks are skipped, as runc does; an unsupported
 //! action, operator or flag is an error naming the entry. The filter is compiled by
 //! the parent before anything is created (or read from the cache, see `cache`), and
@@ -125,23 +126,6 @@ pub fn build(s: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
         ctx.add_arch(arch)
             .map_err(lib(format!("architectures[{i}] {name}")))?;
     }
-    for (i, f) in s.flags().iter().flatten().enumerate() {
-        let name = spelled(f);
-        let field = format!("flags[{i}]");
-        match name.as_str() {
-            "SECCOMP_FILTER_FLAG_LOG" => ctx.set_ctl_log(true).map(drop),
-            "SECCOMP_FILTER_FLAG_TSYNC" => ctx.set_ctl_tsync(true).map(drop),
-            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => ctx.set_ctl_ssb(true).map(drop),
-            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => ctx.set_ctl_waitkill(true).map(drop),
-            other => return Err(invalid(field, format!("unknown flag {other}"))),
-        }
-        .map_err(|e| {
-            invalid(
-                format!("flags[{i}]"),
-                format!("{name} is not supported here: {e}"),
-            )
-        })?;
-    }
     for (i, rule) in s.syscalls().iter().flatten().enumerate() {
         add_rule(&mut ctx, rule, default, &format!("syscalls[{i}]"))?;
     }
@@ -197,24 +181,30 @@ pub struct Filter {
     flags: libc::c_uint,
 }
 
-/// The seccomp(2) flags of the profile's `flags`.
-fn kernel_flags(s: &LinuxSeccomp) -> libc::c_uint {
-    s.flags()
-        .iter()
-        .flatten()
-        .map(|f| match spelled(f).as_str() {
+/// The seccomp(2) flags of the profile's `flags`; berth loads the BPF itself, so
+/// these are the only place the flags take effect.
+fn kernel_flags(s: &LinuxSeccomp) -> Result<libc::c_uint, SeccompError> {
+    let mut flags = 0;
+    for (i, f) in s.flags().iter().flatten().enumerate() {
+        flags |= match spelled(f).as_str() {
             "SECCOMP_FILTER_FLAG_TSYNC" => 1,
             "SECCOMP_FILTER_FLAG_LOG" => 2,
             "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => 4,
-            _ => 0,
-        })
-        .fold(0, |a, b| a | b)
+            other => {
+                return Err(invalid(
+                    format!("flags[{i}]"),
+                    format!("{other} needs a notify listener, which berth does not support yet"),
+                ))
+            }
+        };
+    }
+    Ok(flags)
 }
 
 /// Compiles the profile, or takes it from the cache in `cache_dir`.
 pub fn prepare(s: &LinuxSeccomp, cache_dir: &Path) -> Result<Filter, SeccompError> {
     let key = serde_json::to_vec(s).map_err(|e| invalid("(profile)", e.to_string()))?;
-    let flags = kernel_flags(s);
+    let flags = kernel_flags(s)?;
     if let Some(bpf) = cache::get(cache_dir, &key) {
         return Ok(Filter { bpf, flags });
     }
@@ -318,5 +308,10 @@ mod tests {
         assert!(err.contains("linux.seccomp.syscalls[0].args[0]"), "{err}");
         let p = profile(r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":70000}"#);
         assert!(build(&p).unwrap_err().to_string().contains("defaultAction"));
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#,
+        );
+        let err = kernel_flags(&p).unwrap_err().to_string();
+        assert!(err.contains("linux.seccomp.flags[1]"), "{err}");
     }
 }
