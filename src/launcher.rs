@@ -3,7 +3,7 @@
 //! pid, prestart/createRuntime hooks, ready) in the one legal order. Any failure
 //! kills what was cloned and removes the state dir: nothing is left behind.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -185,6 +185,25 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         Some(&bundle.dir),
     )?;
     parent.send(&Msg::HooksDone { state: hook_state })?;
+    if let Some(s) = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        if crate::seccomp::uses_notify(s) {
+            let (_, fd) = parent.recv_with_fd("SeccompFd")?;
+            let path = s
+                .listener_path()
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""));
+            let metadata = s.listener_metadata().as_deref();
+            let state = record.hook_state(Status::Creating);
+            crate::seccomp::agent::send(path, metadata, init_pid, &state, fd.as_fd())?;
+            drop(fd);
+            parent.send(&Msg::SeccompDone)?;
+        }
+    }
     parent.expect_exactly("Ready", Msg::Ready)?;
     record.status = Status::Created;
     dir.write(&record)?;

@@ -10,6 +10,10 @@
 //!       ◀─────────────── InitPid { pid }       only when stage-1 had to fork init
 //!       ◀─────────────── RunHooks              rootfs mounted, before pivot_root
 //!       HooksDone { state } ──────────────────▶ init runs createContainer hooks
+//!       ◀─────────────── SeccompFd + fd        only with a notify rule: the filter
+//!                                              is loaded; the parent hands the fd
+//!                                              and the state to listenerPath
+//!       SeccompDone ──────────────────────────▶
 //!       ◀─────────────── Ready                 init now blocks on exec.fifo
 //!  at any point:
 //!       ◀─────────────── Error { message }     init failed; it exits after sending
@@ -18,7 +22,7 @@
 //! A closed socket at any wait means the other side died: the child exits, the
 //! parent fails the create and cleans up. `Parent::expect_*` enforce the order.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
@@ -28,11 +32,20 @@ use serde::{Deserialize, Serialize};
 pub enum Msg {
     IdMapRequest,
     IdMapDone,
-    InitPid { pid: i32 },
+    InitPid {
+        pid: i32,
+    },
     RunHooks,
-    HooksDone { state: String },
+    HooksDone {
+        state: String,
+    },
+    /// Carries the seccomp notify descriptor (SCM_RIGHTS).
+    SeccompFd,
+    SeccompDone,
     Ready,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +89,71 @@ impl Channel {
                 }
                 other => return other.map(drop).map_err(SyncError::from),
             }
+        }
+    }
+
+    /// Sends `msg` with one descriptor attached.
+    pub fn send_with_fd(&self, msg: &Msg, fd: BorrowedFd) -> Result<(), SyncError> {
+        let buf = serde_json::to_vec(msg)?;
+        let fds = [fd.as_raw_fd()];
+        let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+        let iov = [std::io::IoSlice::new(&buf)];
+        loop {
+            match socket::sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                &cmsg,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::EPIPE) | Err(nix::Error::ECONNRESET) => {
+                    return Err(SyncError::Closed)
+                }
+                other => return other.map(drop).map_err(SyncError::from),
+            }
+        }
+    }
+
+    /// Receives a message that must carry one descriptor.
+    pub fn recv_with_fd(&self, expected: &'static str) -> Result<(Msg, OwnedFd), SyncError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let msg = loop {
+                match socket::recvmsg::<()>(
+                    self.fd.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut space),
+                    MsgFlags::MSG_CMSG_CLOEXEC,
+                ) {
+                    Err(nix::Error::EINTR) => continue,
+                    Err(nix::Error::ECONNRESET) => return Err(SyncError::Closed),
+                    other => break other?,
+                }
+            };
+            let mut fd = None;
+            for c in msg.cmsgs()? {
+                if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                    for raw in fds {
+                        // SAFETY: SCM_RIGHTS installed this descriptor in our table
+                        // just now; nothing else owns it.
+                        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                        fd.get_or_insert(owned);
+                    }
+                }
+            }
+            (msg.bytes, fd)
+        };
+        if n == 0 {
+            return Err(SyncError::Closed);
+        }
+        let msg: Msg = serde_json::from_slice(&buf[..n])?;
+        match (msg, fd) {
+            (Msg::Error { message }, _) => Err(SyncError::Child(message)),
+            (msg, Some(fd)) => Ok((msg, fd)),
+            (got, None) => Err(SyncError::Unexpected { expected, got }),
         }
     }
 
@@ -144,6 +222,14 @@ mod tests {
             a.expect_exactly("Ready", Msg::Ready),
             Err(SyncError::Unexpected { .. })
         ));
+        let file = std::fs::File::open("/dev/null").unwrap();
+        b.send_with_fd(&Msg::SeccompFd, file.as_fd()).unwrap();
+        let (msg, fd) = a.recv_with_fd("SeccompFd").unwrap();
+        assert_eq!(msg, Msg::SeccompFd);
+        let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(target, std::path::Path::new("/dev/null"));
+        b.send(&Msg::Ready).unwrap();
+        assert!(a.recv_with_fd("SeccompFd").is_err());
         drop(b);
         assert!(matches!(a.recv(), Err(SyncError::Closed)));
     }

@@ -132,6 +132,7 @@ fn exec_inner(
         ));
     }
     if let Some(f) = filter {
+        // Never a notify filter here: those are loaded before Ready.
         crate::seccomp::load(f)?;
     }
     nix::unistd::execve(&path, &argv, &envp).ctx(|| format!("exec {}", program.display()))?;

@@ -145,12 +145,19 @@ fn steps(
     //    process holding CAP_SYS_ADMIN may load a seccomp filter: then it goes in
     //    before the capabilities are dropped. With it, the filter waits until just
     //    before exec, so berth's own remaining steps are not subject to it.
+    //    A filter with notify rules must be in before Ready, so that the listener
+    //    has its descriptor when create returns.
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let (Some(filter), false) = (&args.seccomp, nnp) {
-        crate::seccomp::load(filter)?;
+        load_seccomp(filter, &args.sync)?;
     }
     process::apply(spec, process)?;
     let program = exec::find_program(process)?;
+    if let (Some(filter), true) = (&args.seccomp, nnp) {
+        if filter.notifies() {
+            load_seccomp(filter, &args.sync)?;
+        }
+    }
     // 8. Tell the parent we are ready; `create` returns. Wait for `start`.
     args.sync.send(&Msg::Ready)?;
     ready.set(true);
@@ -158,13 +165,24 @@ fn steps(
     // 9. startContainer hooks, in the container, after start and before the exec.
     in_container(HookKind::StartContainer, "created", None)?;
     // 10. Close every descriptor not meant for the container, check the cwd, exec.
-    let late_filter = args.seccomp.as_ref().filter(|_| nnp);
+    let late_filter = args.seccomp.as_ref().filter(|f| nnp && !f.notifies());
     Err(exec::exec(
         &program,
         process,
         args.preserve_fds,
         late_filter,
     ))
+}
+
+/// Loads the filter; with notify rules, hands the listener descriptor to the parent
+/// and waits until the parent has passed it on to listenerPath.
+fn load_seccomp(filter: &crate::seccomp::Filter, sync: &Channel) -> Result<(), InitError> {
+    if let Some(fd) = crate::seccomp::load(filter)? {
+        sync.send_with_fd(&Msg::SeccompFd, std::os::fd::AsFd::as_fd(&fd))?;
+        drop(fd);
+        sync.expect_exactly("SeccompDone", Msg::SeccompDone)?;
+    }
+    Ok(())
 }
 
 /// The state for hooks that run in the container's namespaces: the spec wants the

@@ -6,10 +6,11 @@
 //! the parent before anything is created (or read from the cache, see `cache`), and
 //! init loads the BPF with seccomp(2) itself, as late as it can be.
 
+pub mod agent;
 mod cache;
 
 use std::io::{Read, Seek};
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -74,12 +75,7 @@ fn action(
         LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(ret.min(u16::MAX as u32) as u16),
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
-        LinuxSeccompAction::ScmpActNotify => {
-            return Err(invalid(
-                field,
-                "SCMP_ACT_NOTIFY is not supported by this berth",
-            ));
-        }
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -111,8 +107,66 @@ fn compare(
     Ok(ScmpArgCompare::new(arg.index() as u32, op, arg.value()))
 }
 
+/// Syscalls init itself makes between loading the filter and handing the notify
+/// descriptor to the listener: notifying them would wait for a listener that cannot
+/// have the descriptor yet.
+const NOT_NOTIFIABLE: &[&str] = &["sendmsg", "sendto", "recvmsg", "recvfrom", "close"];
+
+/// Whether any rule sends its syscall to a listener.
+pub fn uses_notify(s: &LinuxSeccomp) -> bool {
+    s.syscalls()
+        .iter()
+        .flatten()
+        .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
+}
+
+/// The checks of the notify fields, which libseccomp cannot make.
+fn check_notify(s: &LinuxSeccomp) -> Result<(), SeccompError> {
+    if s.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return Err(invalid(
+            "defaultAction",
+            "SCMP_ACT_NOTIFY cannot be the default action",
+        ));
+    }
+    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
+        if rule.action() != LinuxSeccompAction::ScmpActNotify {
+            continue;
+        }
+        if let Some(name) = rule
+            .names()
+            .iter()
+            .find(|n| NOT_NOTIFIABLE.contains(&n.as_str()))
+        {
+            return Err(invalid(
+                format!("syscalls[{i}]"),
+                format!("SCMP_ACT_NOTIFY cannot be used for {name}: berth needs it to hand over the listener descriptor"),
+            ));
+        }
+    }
+    let path = s
+        .listener_path()
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty());
+    match path {
+        None if uses_notify(s) => Err(invalid(
+            "listenerPath",
+            "is required when a rule uses SCMP_ACT_NOTIFY",
+        )),
+        None if s.listener_metadata().is_some() => Err(invalid(
+            "listenerMetadata",
+            "must not be set without listenerPath",
+        )),
+        Some(p) if !p.is_absolute() => Err(invalid(
+            "listenerPath",
+            format!("{} is not an absolute path", p.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Compiles the profile (nothing is loaded).
 pub fn build(s: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
+    check_notify(s)?;
     let default = action(s.default_action(), s.default_errno_ret(), "defaultAction")?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("create filter"))?;
     for (i, a) in s.architectures().iter().flatten().enumerate() {
@@ -181,6 +235,16 @@ pub struct Filter {
     flags: libc::c_uint,
 }
 
+impl Filter {
+    /// Whether loading returns a notify descriptor for the listener.
+    pub fn notifies(&self) -> bool {
+        self.flags & NEW_LISTENER != 0
+    }
+}
+
+const NEW_LISTENER: libc::c_uint = 8;
+const WAIT_KILLABLE_RECV: libc::c_uint = 32;
+
 /// The seccomp(2) flags of the profile's `flags`; berth loads the BPF itself, so
 /// these are the only place the flags take effect.
 fn kernel_flags(s: &LinuxSeccomp) -> Result<libc::c_uint, SeccompError> {
@@ -190,13 +254,23 @@ fn kernel_flags(s: &LinuxSeccomp) -> Result<libc::c_uint, SeccompError> {
             "SECCOMP_FILTER_FLAG_TSYNC" => 1,
             "SECCOMP_FILTER_FLAG_LOG" => 2,
             "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => 4,
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" if uses_notify(s) => WAIT_KILLABLE_RECV,
             other => {
                 return Err(invalid(
                     format!("flags[{i}]"),
-                    format!("{other} needs a notify listener, which berth does not support yet"),
+                    format!("{other} needs a rule with SCMP_ACT_NOTIFY"),
                 ))
             }
         };
+    }
+    if uses_notify(s) {
+        if flags & 1 != 0 {
+            return Err(invalid(
+                "flags",
+                "SECCOMP_FILTER_FLAG_TSYNC cannot be combined with SCMP_ACT_NOTIFY",
+            ));
+        }
+        flags |= NEW_LISTENER;
     }
     Ok(flags)
 }
@@ -204,6 +278,7 @@ fn kernel_flags(s: &LinuxSeccomp) -> Result<libc::c_uint, SeccompError> {
 /// Compiles the profile, or takes it from the cache in `cache_dir`.
 pub fn prepare(s: &LinuxSeccomp, cache_dir: &Path) -> Result<Filter, SeccompError> {
     let key = serde_json::to_vec(s).map_err(|e| invalid("(profile)", e.to_string()))?;
+    check_notify(s)?;
     let flags = kernel_flags(s)?;
     if let Some(bpf) = cache::get(cache_dir, &key) {
         return Ok(Filter { bpf, flags });
@@ -240,7 +315,8 @@ struct SockFprog {
 
 /// Loads the filter into this process (init). libseccomp's own load would also set
 /// no_new_privs, which a config may have turned off: seccomp(2) directly does not.
-pub fn load(f: &Filter) -> Result<(), SeccompError> {
+/// With a notify rule, returns the listener descriptor the kernel made.
+pub fn load(f: &Filter) -> Result<Option<OwnedFd>, SeccompError> {
     let prog = SockFprog {
         len: (f.bpf.len() / 8) as libc::c_ushort,
         filter: f.bpf.as_ptr().cast(),
@@ -261,7 +337,12 @@ pub fn load(f: &Filter) -> Result<(), SeccompError> {
             std::io::Error::last_os_error().to_string(),
         ));
     }
-    Ok(())
+    if !f.notifies() {
+        return Ok(None);
+    }
+    // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER a successful seccomp(2) returns
+    // a new descriptor that nothing else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }))
 }
 
 #[cfg(test)]

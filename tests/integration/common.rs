@@ -181,9 +181,11 @@ impl Bundle {
                 .map(|l| format!("mount: {l}")),
         );
         if let Ok(entries) = std::fs::read_dir(&self.root) {
+            // Entries starting with '@' are berth's caches, not containers.
             left.extend(
                 entries
                     .flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('@'))
                     .map(|e| format!("state: {}", e.path().display())),
             );
         }
@@ -265,4 +267,32 @@ pub fn status_field(status: &str, key: &str) -> String {
         .find_map(|l| l.strip_prefix(&format!("{key}:")))
         .map(|v| v.trim().to_string())
         .unwrap_or_default()
+}
+
+/// A static helper built from tests/integration/fixtures/NAME.c (once per test run)
+/// and copied into `rootfs` as /NAME.
+pub fn install_helper(rootfs: &Path, name: &str) {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures");
+    let bin = out_dir.join(name);
+    {
+        let mut built = BUILT.lock().unwrap();
+        if !built.iter().any(|b| b == name) {
+            std::fs::create_dir_all(&out_dir).unwrap();
+            let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/integration/fixtures")
+                .join(format!("{name}.c"));
+            let tmp = out_dir.join(format!("{name}.{}", std::process::id()));
+            let st = Command::new("cc")
+                .args(["-static", "-O2", "-o"])
+                .arg(&tmp)
+                .arg(&src)
+                .status()
+                .unwrap();
+            assert!(st.success(), "cc {}", src.display());
+            std::fs::rename(&tmp, &bin).unwrap();
+            built.push(name.to_string());
+        }
+    }
+    std::fs::copy(&bin, rootfs.join(name)).unwrap();
 }

@@ -250,6 +250,66 @@ fn podman_default_profile_runs_busybox_and_refuses_unshare_and_mount() {
     );
 }
 
+/// Which refusals come from the filter itself: podman's profile answers syscalls
+/// outside its allow list (add_key, request_key) with ENOSYS, allows keyctl, and
+/// refuses sethostname unless the profile was converted for CAP_SYS_ADMIN, even
+/// when the process holds that capability; unshare and mount it leaves to the
+/// capabilities (EPERM from the kernel without CAP_SYS_ADMIN).
+#[test]
+fn podman_profile_keyring_and_capability_rules() {
+    let default_caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    let run = |profile: Option<serde_json::Value>, sys_admin: bool, id: &str| {
+        let mut b = Bundle::new(&[
+            "/sysprobe",
+            "add_key",
+            "request_key",
+            "keyctl",
+            "unshare",
+            "sethostname",
+        ]);
+        install_helper(&b.rootfs(), "sysprobe");
+        b.edit(|c| {
+            if let Some(p) = profile {
+                c["linux"]["seccomp"] = p;
+            }
+            if sys_admin {
+                for set in ["bounding", "effective", "permitted"] {
+                    c["process"]["capabilities"][set]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!("CAP_SYS_ADMIN"));
+                }
+            }
+        });
+        b.run(id).ok().to_string()
+    };
+    let filtered = run(Some(engine_profile(&default_caps)), false, "keys");
+    assert_eq!(
+        filtered,
+        "add_key=errno:38\nrequest_key=errno:38\nkeyctl=ok\nunshare=errno:1\nsethostname=errno:1\n"
+    );
+    // Without a profile the kernel itself serves the keyring calls.
+    let open = run(None, false, "nokeys");
+    assert!(
+        open.starts_with("add_key=ok\nrequest_key=errno:126\nkeyctl=ok\n"),
+        "{open}"
+    );
+    // CAP_SYS_ADMIN held, profile converted without it: the filter still refuses
+    // sethostname while unshare (allowed by the profile) now works.
+    let admin = run(Some(engine_profile(&default_caps)), true, "admin");
+    assert!(
+        admin.ends_with("unshare=ok\nsethostname=errno:1\n"),
+        "{admin}"
+    );
+    let mut with_admin = default_caps.to_vec();
+    with_admin.push("CAP_SYS_ADMIN");
+    let converted = run(Some(engine_profile(&with_admin)), true, "admin2");
+    assert!(
+        converted.ends_with("unshare=ok\nsethostname=ok\n"),
+        "{converted}"
+    );
+}
+
 #[test]
 fn trap_trace_log_and_kill_actions() {
     // TRAP: SIGSYS with no handler kills the process.
@@ -294,5 +354,131 @@ fn trap_trace_log_and_kill_actions() {
                 .any(|l| l.contains("type=1326") || l.contains("seccomp")),
             "no seccomp log line in dmesg"
         );
+    }
+}
+
+/// A seccomp agent: accepts one connection on `sock`, takes the container process
+/// state and the notify descriptor, then answers mkdir with a faked success (the
+/// directory is never made) and lets every other notified syscall through.
+/// Returns the state it received once the filter has no users left.
+fn fake_mkdir_agent(sock: &std::path::Path) -> std::thread::JoinHandle<(serde_json::Value, usize)> {
+    use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, RawFd};
+
+    let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let msg = recvmsg::<()>(
+                conn.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::empty(),
+            )
+            .unwrap();
+            let fd = msg
+                .cmsgs()
+                .unwrap()
+                .find_map(|c| match c {
+                    ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                    _ => None,
+                })
+                .expect("no descriptor with the state");
+            (msg.bytes, fd)
+        };
+        let mut data = buf[..n].to_vec();
+        conn.read_to_end(&mut data).unwrap();
+        let state: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        let mut faked = 0;
+        // RECV fails once every process under the filter has exited.
+        while let Ok(req) = ScmpNotifReq::receive(fd) {
+            let name = req.data.syscall.get_name().unwrap_or_default();
+            let resp = if name == "mkdir" || name == "mkdirat" {
+                faked += 1;
+                ScmpNotifResp::new_val(req.id, 0, ScmpNotifRespFlags::empty())
+            } else {
+                ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty())
+            };
+            let _ = resp.respond(fd);
+        }
+        // SAFETY: fd came with SCM_RIGHTS and is closed once, here.
+        unsafe { libc::close(fd) };
+        (state, faked)
+    })
+}
+
+#[test]
+fn notify_listener_fakes_mkdir() {
+    for nnp in [true, false] {
+        let mut b = Bundle::new(&[
+            "sh",
+            "-c",
+            "mkdir /tmp/n && echo made; test -d /tmp/n && echo exists || echo absent",
+        ]);
+        let sock = b.dir.join("agent.sock");
+        let agent = fake_mkdir_agent(&sock);
+        b.edit(|c| {
+            c["process"]["noNewPrivileges"] = json!(nnp);
+            c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": sock, "listenerMetadata": "fake-mkdir",
+                "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]});
+        });
+        let out = b.run("notify");
+        assert_eq!(out.ok(), "made\nabsent\n", "nnp={nnp}");
+        let (state, faked) = agent.join().unwrap();
+        assert_eq!(faked, 1);
+        assert_eq!(state["fds"], json!(["seccompFd"]));
+        assert_eq!(state["metadata"], "fake-mkdir");
+        assert_eq!(state["state"]["id"], "notify");
+        assert_eq!(state["state"]["status"], "creating");
+        assert!(state["pid"].as_i64().unwrap() > 1);
+        assert_eq!(state["pid"], state["state"]["pid"]);
+        assert!(b.residue().is_empty(), "{:?}", b.residue());
+    }
+}
+
+#[test]
+fn notify_errors_fail_cleanly() {
+    let rule = json!([{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]);
+    for (profile, field) in [
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rule}),
+            "linux.seccomp.listenerPath",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/nonexistent/agent.sock", "syscalls": rule}),
+            "/nonexistent/agent.sock",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x.sock"}),
+            "linux.seccomp.defaultAction",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x.sock",
+                "syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "linux.seccomp.syscalls[0]",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}),
+            "linux.seccomp.flags[0]",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}),
+            "linux.seccomp.listenerMetadata",
+        ),
+    ] {
+        let b = with_profile(&["true"], profile);
+        let bundle = b.dir.to_str().unwrap().to_owned();
+        let out = b.berth(&["create", "--bundle", &bundle, "bad"]);
+        assert_eq!(out.code, 1);
+        assert!(out.stderr.contains(field), "want {field}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(b.residue().is_empty(), "{:?}", b.residue());
     }
 }
