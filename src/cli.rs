@@ -60,6 +60,16 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print the features berth supports, as JSON
     Features,
+    /// Change a running container's resource limits
+    Update(UpdateArgs),
+    /// Freeze every process of a container
+    Pause(IdArg),
+    /// Thaw a paused container
+    Resume(IdArg),
+    /// List a container's processes (with ps's own arguments after the id)
+    Ps(PsArgs),
+    /// Print a container's resource usage and OOM events as JSON lines
+    Events(EventsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -152,4 +162,73 @@ pub struct SpecArgs {
     /// A template for a container run by an unprivileged user
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct UpdateArgs {
+    /// JSON file with linux.resources to apply ("-" for stdin)
+    #[arg(short = 'r', long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with a k/m/g suffix; -1 for none)
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// CFS quota in microseconds per period (-1 for none)
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds
+    #[arg(long, value_name = "US")]
+    pub cpu_period: Option<u64>,
+    /// CPUs the container may use (0-3, 0,1)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of processes (-1 or 0 for none)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10-1000)
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<u16>,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// table (ps's output) or json (the pids)
+    #[arg(short = 'f', long, value_enum, default_value = "table")]
+    pub format: PsFormat,
+    /// Container id
+    pub id: String,
+    /// Arguments for ps (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Print the stats once and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// How often to print stats (e.g. 5s, 500ms)
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub interval: String,
+    /// Container id
+    pub id: String,
 }

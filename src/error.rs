@@ -1,6 +1,7 @@
 //! The crate's error: every module's own error enum, gathered at the command edge,
 //! plus the command-level conditions runc reports with fixed strings.
 
+use crate::cgroups::CgroupError;
 use crate::config::ConfigError;
 use crate::hooks::HookError;
 use crate::init::InitError;
@@ -22,6 +23,8 @@ pub enum Error {
     Hook(#[from] HookError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
     #[error("{what}: {source}")]
     Io {
         what: String,

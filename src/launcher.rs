@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::LinuxNamespaceType;
 
+use crate::cgroups::{self, Cgroup};
 use crate::config::{self, Bundle};
 use crate::error::{Error, ResultExt};
 use crate::hooks::{self, HookKind};
@@ -23,6 +24,8 @@ use crate::syscall::{clone_fork, Forked};
 /// create's options, as the command line gives them.
 pub struct CreateOpts {
     pub id: String,
+    /// --systemd-cgroup: cgroupsPath is slice:prefix:name.
+    pub systemd_cgroup: bool,
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
@@ -40,10 +43,11 @@ pub struct Created {
     pub console: Option<UnixStream>,
 }
 
-/// Kills what create started and removes the state dir unless disarmed.
+/// Kills what create started, removes its cgroup and the state dir unless disarmed.
 struct Cleanup {
     dir: Option<ContainerDir>,
     pids: Vec<i32>,
+    cgroup: Option<Cgroup>,
 }
 
 impl Drop for Cleanup {
@@ -52,6 +56,9 @@ impl Drop for Cleanup {
             let p = nix::unistd::Pid::from_raw(*pid);
             let _ = nix::sys::signal::kill(p, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(p, None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.destroy();
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.remove();
@@ -104,6 +111,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
     let mut cleanup = Cleanup {
         dir: Some(dir),
         pids: Vec::new(),
+        cgroup: None,
     };
     let dir = cleanup
         .dir
@@ -124,7 +132,14 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         rootfs: bundle.rootfs.clone(),
         created: state::now_rfc3339(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        cgroup: Cgroup::default(),
     };
+    // The cgroup, with its limits, exists before the first process: recorded at
+    // once, so `delete --force` finds it even if this berth is killed.
+    let cgroup = make_cgroup(&bundle, opts)?;
+    record.cgroup = cgroup.clone();
+    cleanup.cgroup = Some(cgroup);
+    dir.write(&record)?;
     let (parent, child) = sync::pair()?;
     let cloned = namespaces::clone_flags(&bundle.namespaces);
     let forks = namespaces::forks_init(&bundle.namespaces, cloned);
@@ -146,6 +161,10 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         Forked::Parent(pid) => pid,
     };
     cleanup.pids.push(first);
+    // Into the cgroup before it does anything: every process of the container,
+    // and every create-time hook's view of it, is inside.
+    record.cgroup.join(first)?;
+    parent.send(&Msg::CgroupJoined)?;
     drop(child);
     drop(fifo);
     drop(console);
@@ -217,6 +236,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         .take()
         .ok_or_else(|| Error::msg("state dir vanished"))?;
     cleanup.pids.clear();
+    cleanup.cgroup = None;
     crate::logging::debug(&format!(
         "created container {} with init pid {init_pid}",
         opts.id
@@ -226,6 +246,34 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         record,
         console: relay,
     })
+}
+
+/// Makes the container's cgroup from linux.cgroupsPath and linux.resources; the
+/// nodes of linux.devices are allowed besides the resource rules.
+fn make_cgroup(bundle: &Bundle, opts: &CreateOpts) -> Result<Cgroup, Error> {
+    let linux = bundle.spec.linux().as_ref();
+    let wanted = cgroups::path::resolve(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        &opts.id,
+        opts.systemd_cgroup,
+    )?;
+    let extra: Vec<cgroups::devices::Rule> = linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let kind = if d.typ().as_str() == "b" { 'b' } else { 'c' };
+            cgroups::devices::Rule::allow(kind, d.major(), Some(d.minor()), "rwm")
+        })
+        .collect();
+    let layout = cgroups::Layout::detect()?;
+    crate::logging::debug(&format!("cgroup layout: {}", layout.mode()));
+    Ok(Cgroup::create(
+        &layout,
+        &wanted,
+        linux.and_then(|l| l.resources().as_ref()),
+        &extra,
+    )?)
 }
 
 /// The cloned child: namespaces, then init. Never returns.
@@ -241,6 +289,11 @@ fn child_main(
     // Keep /proc/<pid> of this process (and its exe) out of reach of anything in the
     // container's namespaces until the exec (CVE-2019-5736 hardening).
     let _ = nix::sys::prctl::set_dumpable(false);
+    if let Err(e) = sync.expect_exactly("CgroupJoined", Msg::CgroupJoined) {
+        sync.send_error(e.to_string());
+        // SAFETY: a forked child exits without unwinding into the parent's code.
+        unsafe { libc::_exit(1) }
+    }
     if let Err(e) = namespaces::enter(&bundle.spec, &bundle.namespaces, cloned, &sync) {
         sync.send_error(e.to_string());
         // SAFETY: a forked child exits without unwinding into the parent's code.

@@ -87,7 +87,52 @@ pub fn signal(rec: &Record, sig: Signal) -> Result<(), Error> {
 
 /// Sends `sig` to every process in the container's pid namespace (or, sharing the
 /// host's, to init alone): `kill --all` before cgroups track the processes.
+/// Signals every process of the container: those in its cgroup (frozen around
+/// the signal so that none forks away), else those in its pid namespace.
 pub fn signal_all(rec: &Record, sig: Signal) -> Result<(), Error> {
+    if !rec.cgroup.dirs.is_empty() {
+        signal_cgroup(rec, sig)?;
+        return Ok(());
+    }
+    signal_pid_ns(rec, sig)
+}
+
+/// Signals what is in the cgroup; returns how many processes were signalled.
+fn signal_cgroup(rec: &Record, sig: Signal) -> Result<usize, Error> {
+    let was_frozen = rec.cgroup.is_frozen().unwrap_or(false);
+    let froze = !was_frozen && rec.cgroup.freeze(true).is_ok();
+    let pids = rec.cgroup.pids();
+    if let Ok(pids) = &pids {
+        for pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), sig);
+        }
+    }
+    // A frozen process only acts on SIGKILL once thawed (v1).
+    if froze || (was_frozen && sig == Signal::SIGKILL) {
+        let _ = rec.cgroup.freeze(false);
+    }
+    Ok(pids?.len())
+}
+
+/// SIGKILLs everything left in the container's cgroup and waits (up to 5 s) until
+/// it is empty, so that the cgroup can be removed.
+pub fn kill_cgroup(rec: &Record) -> Result<(), Error> {
+    if rec.cgroup.dirs.is_empty() {
+        return Ok(());
+    }
+    for _ in 0..500 {
+        match signal_cgroup(rec, Signal::SIGKILL) {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    Err(Error::msg(format!(
+        "container {}: processes survived SIGKILL in its cgroup",
+        rec.id
+    )))
+}
+
+fn signal_pid_ns(rec: &Record, sig: Signal) -> Result<(), Error> {
     let ns = std::fs::read_link(format!("/proc/{}/ns/pid", rec.pid))
         .map_err(|_| Error::msg("container not running"))?;
     let host = std::fs::read_link("/proc/self/ns/pid").with(|| "read /proc/self/ns/pid".into())?;
@@ -136,6 +181,10 @@ pub fn destroy(dir: ContainerDir, rec: Option<&Record>) -> Result<(), Error> {
         ) {
             logging::warn(&format!("poststop hook failed: {e}"));
         }
+    }
+    if let Some(rec) = rec {
+        kill_cgroup(rec)?;
+        rec.cgroup.destroy()?;
     }
     dir.remove()?;
     Ok(())

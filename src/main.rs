@@ -4,6 +4,7 @@
 //! flags), re-executes from a sealed binary for commands that enter a container,
 //! runs the command and reports any error as one line, exit status 1.
 
+mod cgroups;
 mod cli;
 mod commands;
 mod config;

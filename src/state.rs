@@ -77,6 +77,9 @@ pub struct Record {
     pub created: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
+    /// The container's cgroup directories (made by create, removed by delete).
+    #[serde(default)]
+    pub cgroup: crate::cgroups::Cgroup,
 }
 
 /// The OCI state document, as `state` prints it and hooks read it.
@@ -281,9 +284,12 @@ impl ContainerDir {
         if rec.pid <= 0 || !process_alive(rec.pid, rec.pid_start) {
             return Status::Stopped;
         }
-        match rec.status {
-            _ if self.fifo_path().exists() => Status::Created,
-            _ => Status::Running,
+        if self.fifo_path().exists() {
+            Status::Created
+        } else if !rec.cgroup.dirs.is_empty() && rec.cgroup.is_frozen().unwrap_or(false) {
+            Status::Paused
+        } else {
+            Status::Running
         }
     }
 
@@ -353,6 +359,7 @@ mod tests {
             rootfs: "/b/rootfs".into(),
             created: now_rfc3339(),
             annotations: HashMap::new(),
+            cgroup: Default::default(),
         };
         dir.write(&rec).unwrap();
         let again = store.open("c1").unwrap();

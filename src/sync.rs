@@ -5,6 +5,8 @@
 //! ```text
 //!  parent (berth create / run / exec)        child (stage-1, then init)
 //!       clone ────────────────────────────────▶
+//!       CgroupJoined ─────────────────────────▶ the child is in the container's
+//!                                              cgroup; it waits for this first
 //!       ◀─────────────── IdMapRequest          only with a new user namespace
 //!       IdMapDone ────────────────────────────▶
 //!       ◀─────────────── InitPid { pid }       only when stage-1 had to fork init
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 /// One message of the protocol.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum Msg {
+    CgroupJoined,
     IdMapRequest,
     IdMapDone,
     InitPid {

@@ -39,6 +39,7 @@ pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
 const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
@@ -104,7 +105,8 @@ pub fn mount_setattr(fd: BorrowedFd, attr: &MountAttr, recursive: bool) -> nix::
     .map(drop)
 }
 
-/// fsopen + fsconfig(string options) + create + fsmount: a detached mount of `fstype`.
+/// fsopen + fsconfig(options; an empty value sets a flag) + create + fsmount: a
+/// detached mount of `fstype`.
 pub fn fsmount_detached(
     fstype: &CStr,
     options: &[(CString, CString)],
@@ -113,14 +115,20 @@ pub fn fsmount_detached(
     // SAFETY: fstype is a valid C string.
     let fs = owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
     for (key, value) in options {
-        // SAFETY: key and value are valid C strings and fs is an fs context descriptor.
+        let (cmd, value) = if value.is_empty() {
+            (FSCONFIG_SET_FLAG, std::ptr::null())
+        } else {
+            (FSCONFIG_SET_STRING, value.as_ptr())
+        };
+        // SAFETY: key is a valid C string, value a valid C string or null for a
+        // flag, and fs is an fs context descriptor.
         check(unsafe {
             libc::syscall(
                 libc::SYS_fsconfig,
                 fs.as_raw_fd(),
-                FSCONFIG_SET_STRING,
+                cmd,
                 key.as_ptr(),
-                value.as_ptr(),
+                value,
                 0,
             )
         })?;

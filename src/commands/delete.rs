@@ -28,6 +28,7 @@ pub fn run(store: &Store, args: &DeleteArgs) -> Result<i32, Error> {
     }
     // Created and forced containers are killed; a stopped one may still have an
     // orphaned init from a create that was killed: this is a no-op when it is gone.
+    lifecycle::kill_cgroup(&rec)?;
     lifecycle::kill_and_wait(&rec)?;
     lifecycle::destroy(dir, Some(&rec))?;
     Ok(0)

@@ -3,13 +3,17 @@
 
 mod create;
 mod delete;
+mod events;
 mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
@@ -19,15 +23,20 @@ use crate::state::{ContainerDir, Store};
 pub fn dispatch(cli: &Cli, cmd: &Command) -> Result<i32, Error> {
     let store = Store::new(&cli.root);
     match cmd {
-        Command::Create(a) => create::run(&store, a),
+        Command::Create(a) => create::run(&store, a, cli.systemd_cgroup),
         Command::Start(a) => start::run(&store, &a.id),
-        Command::Run(a) => run::run(&store, a),
+        Command::Run(a) => run::run(&store, a, cli.systemd_cgroup),
         Command::State(a) => state::run(&store, &a.id),
         Command::List(a) => list::run(&store, a),
         Command::Kill(a) => kill::run(&store, a),
         Command::Delete(a) => delete::run(&store, a),
         Command::Spec(a) => spec::run(a),
         Command::Features => features::run(),
+        Command::Update(a) => update::run(&store, a),
+        Command::Pause(a) => pause::run(&store, &a.id, true),
+        Command::Resume(a) => pause::run(&store, &a.id, false),
+        Command::Ps(a) => ps::run(&store, a),
+        Command::Events(a) => events::run(&store, a),
     }
 }
 

@@ -24,8 +24,8 @@ const FORWARDED: [Signal; 8] = [
     Signal::SIGCONT,
 ];
 
-pub fn run(store: &Store, args: &RunArgs) -> Result<i32, Error> {
-    let mut opts = super::create::opts(&args.create);
+pub fn run(store: &Store, args: &RunArgs, systemd_cgroup: bool) -> Result<i32, Error> {
+    let mut opts = super::create::opts(&args.create, systemd_cgroup);
     opts.tty_relay = !args.detach;
     let created = launcher::create(store, &opts)?;
     if args.detach {

@@ -20,9 +20,11 @@ const NEWTIME: u64 = libc::CLONE_NEWTIME as u64;
 /// The clone flags the parent may pass to clone directly: all new namespaces when
 /// nothing is joined and no time namespace is wanted (time offsets must be written
 /// before any process enters it); otherwise none, and stage-1 does the work.
+/// The cgroup namespace is never cloned: it is unshared after the parent moved
+/// the child into the container's cgroup, which becomes its root.
 pub fn clone_flags(plan: &NamespacePlan) -> u64 {
     if plan.join.is_empty() && plan.new & NEWTIME == 0 {
-        plan.new
+        plan.new & !(libc::CLONE_NEWCGROUP as u64)
     } else {
         0
     }

@@ -210,18 +210,24 @@ fn apply_propagation(root: BorrowedFd, plan: &MountPlan) -> Result<(), InitError
 }
 
 /// The `cgroup` mount type: cgroup2 where the host is unified; otherwise a tmpfs
-/// holding each v1 hierarchy the host has mounted. In a new cgroup namespace the
-/// kernel shows the container's own cgroup as each hierarchy's root.
+/// holding each hierarchy the host has mounted. Each shows the container's own
+/// cgroup as its root: in a new cgroup namespace the kernel does that; without
+/// one, the container's directory of a fresh mount is bound there (as runc does).
 fn mount_cgroup(root: BorrowedFd, target: BorrowedFd, plan: &MountPlan) -> Result<(), InitError> {
     let flags = plan.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let dest = fd_path(target);
-    if is_cgroup2("/sys/fs/cgroup") {
-        return mount(Some("cgroup2"), dest.as_str(), Some("cgroup2"), flags, NONE)
-            .ctx(|| "mount cgroup2".into());
+    let mut attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    if flags.contains(MsFlags::MS_RDONLY) {
+        attrs |= MOUNT_ATTR_RDONLY;
+    }
+    let layout = crate::cgroups::Layout::detect().map_err(|e| InitError::Config(e.to_string()))?;
+    if layout.v1.is_empty() {
+        if let Some(u) = &layout.unified {
+            return mount_hierarchy("cgroup2", &[], &u.own, target, attrs);
+        }
     }
     mount(
         Some("tmpfs"),
-        dest.as_str(),
+        fd_path(target).as_str(),
         Some("tmpfs"),
         flags - MsFlags::MS_RDONLY,
         Some("mode=755"),
@@ -230,18 +236,24 @@ fn mount_cgroup(root: BorrowedFd, target: BorrowedFd, plan: &MountPlan) -> Resul
     // The descriptor still names the covered directory: resolve again to reach the tmpfs.
     let tmp = resolve::open(root, &plan.destination, OFlag::O_PATH | OFlag::O_DIRECTORY)
         .ctx(|| "open cgroup tmpfs".into())?;
-    for (name, fstype, options) in host_cgroup_mounts() {
-        let sub = resolve::open_or_create(tmp.as_fd(), Path::new(&name), Create::Dir)
-            .ctx(|| format!("create cgroup dir {name}"))?;
-        let data = (!options.is_empty()).then_some(options.as_str());
-        mount(
-            Some(fstype.as_str()),
-            fd_path(sub.as_fd()).as_str(),
-            Some(fstype.as_str()),
-            flags,
-            data,
-        )
-        .ctx(|| format!("mount cgroup hierarchy {name}"))?;
+    let hierarchies = layout.v1.iter().chain(layout.unified.iter());
+    for h in hierarchies {
+        let Some(name) = h
+            .mount
+            .strip_prefix("/sys/fs/cgroup")
+            .ok()
+            .filter(|n| n.components().count() == 1)
+        else {
+            continue;
+        };
+        let sub = resolve::open_or_create(tmp.as_fd(), name, Create::Dir)
+            .ctx(|| format!("create cgroup dir {}", name.display()))?;
+        let (fstype, opts) = if h.v2 {
+            ("cgroup2", Vec::new())
+        } else {
+            ("cgroup", h.controllers.clone())
+        };
+        mount_hierarchy(fstype, &opts, &h.own, sub.as_fd(), attrs)?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         let attr = MountAttr {
@@ -254,48 +266,40 @@ fn mount_cgroup(root: BorrowedFd, target: BorrowedFd, plan: &MountPlan) -> Resul
     Ok(())
 }
 
-fn is_cgroup2(path: &str) -> bool {
-    nix::sys::statfs::statfs(path)
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-}
-
-/// (directory name, fstype, controller options) of each cgroup hierarchy under
-/// /sys/fs/cgroup in the host's mount table.
-fn host_cgroup_mounts() -> Vec<(String, String, String)> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount_point = left.split(' ').nth(4).unwrap_or("");
-        let mut r = right.split(' ');
-        let fstype = r.next().unwrap_or("");
-        let super_opts = r.nth(1).unwrap_or("");
-        let Some(name) = mount_point.strip_prefix("/sys/fs/cgroup/") else {
-            continue;
-        };
-        if name.contains('/') || (fstype != "cgroup" && fstype != "cgroup2") {
-            continue;
-        }
-        let opts = super_opts
-            .split(',')
-            .filter(|o| *o != "rw" && *o != "ro")
-            .collect::<Vec<_>>()
-            .join(",");
-        out.push((
-            name.to_string(),
-            fstype.to_string(),
-            if fstype == "cgroup2" {
-                String::new()
-            } else {
-                opts
-            },
-        ));
+/// A fresh mount of one hierarchy, its directory `own` attached on `target`.
+fn mount_hierarchy(
+    fstype: &str,
+    controllers: &[String],
+    own: &Path,
+    target: BorrowedFd,
+    attrs: u64,
+) -> Result<(), InitError> {
+    let nul =
+        |s: &str| CString::new(s).map_err(|_| InitError::Config(format!("cgroup option {s:?}")));
+    let mut opts = Vec::new();
+    // A named hierarchy without controllers ("name=systemd") is mounted "none".
+    if fstype == "cgroup" && controllers.iter().all(|c| c.contains('=')) {
+        opts.push((nul("none")?, nul("")?));
     }
-    out
+    for c in controllers {
+        let (k, v) = c.split_once('=').unwrap_or((c.as_str(), ""));
+        opts.push((nul(k)?, nul(v)?));
+    }
+    let fstype_c = nul(fstype)?;
+    let mnt = syscall::fsmount_detached(&fstype_c, &opts, attrs)
+        .ctx(|| format!("mount {fstype} {}", controllers.join(",")))?;
+    let tree = if own.as_os_str().is_empty() {
+        mnt
+    } else {
+        let path = nul(&own.to_string_lossy())?;
+        syscall::open_tree(
+            mnt.as_raw_fd(),
+            &path,
+            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
+        )
+        .ctx(|| format!("open the container's cgroup {}", own.display()))?
+    };
+    syscall::move_mount_fd(tree.as_fd(), target).ctx(|| format!("attach {fstype} hierarchy"))
 }
 
 /// Makes the rootfs `/`: pivot_root and detach the old root, or with --no-pivot,

@@ -93,11 +93,10 @@ impl Bundle {
         std::fs::create_dir_all(&dir).unwrap();
         make_rootfs(&dir.join("rootfs"));
         let root = dir.join("state");
-        let b = Bundle {
-            dir,
-            root,
-            config: base_config(args),
-        };
+        let mut config = base_config(args);
+        // Tests reuse container ids across --roots: each bundle gets its own cgroup.
+        config["linux"]["cgroupsPath"] = json!(test_cgroup(n));
+        let b = Bundle { dir, root, config };
         b.save();
         b
     }
@@ -169,9 +168,17 @@ impl Bundle {
     }
 
     /// What a failing command may not leave behind: mounts naming this bundle on
-    /// the host, container dirs under --root, processes rooted in the rootfs.
+    /// the host, container dirs under --root, processes rooted in the rootfs, and
+    /// its cgroup on any hierarchy.
     pub fn residue(&self) -> Vec<String> {
         let mut left = Vec::new();
+        if let Some(path) = self.config["linux"]["cgroupsPath"].as_str() {
+            left.extend(
+                cgroup_dirs(path)
+                    .into_iter()
+                    .map(|d| format!("cgroup: {d}")),
+            );
+        }
         let dir = self.dir.to_str().unwrap();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         left.extend(
@@ -295,4 +302,52 @@ pub fn install_helper(rootfs: &Path, name: &str) {
         }
     }
     std::fs::copy(&bin, rootfs.join(name)).unwrap();
+}
+
+/// The cgroupsPath of the n-th bundle of this test process.
+pub fn test_cgroup(n: usize) -> String {
+    format!("/berth/it-{}-{n}", std::process::id())
+}
+
+/// The cgroup hierarchies mounted under /sys/fs/cgroup (cgroup and cgroup2 only).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            let mnt = left.split(' ').nth(4)?;
+            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mnt))
+        })
+        .collect()
+}
+
+/// The directories named `path` (an absolute cgroupsPath) on any hierarchy.
+pub fn cgroup_dirs(path: &str) -> Vec<String> {
+    cgroup_mounts()
+        .into_iter()
+        .map(|m| m.join(path.trim_start_matches('/')))
+        .filter(|d| d.exists())
+        .map(|d| d.display().to_string())
+        .collect()
+}
+
+/// The host directory of the container's cgroup for a v1 `controller`, or the
+/// cgroup2 directory on a unified host.
+pub fn host_cgroup(b: &Bundle, controller: &str) -> PathBuf {
+    let path = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/');
+    let v1 = Path::new("/sys/fs/cgroup").join(controller);
+    if v1.is_dir() && !unified_host() {
+        v1.join(path)
+    } else {
+        Path::new("/sys/fs/cgroup").join(path)
+    }
+}
+
+/// Whether the host is cgroup2 only.
+pub fn unified_host() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }

@@ -4,6 +4,7 @@
 // A failed unwrap in a test is a test failure with its location: what tests want.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cgroups;
 mod common;
 mod console;
 mod errors;
