@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{Bundle, Report, Runtime};
 
-pub const GROUPS: [&str; 7] = [
+pub const GROUPS: [&str; 8] = [
     "lifecycle",
     "state",
     "config",
@@ -15,6 +15,7 @@ pub const GROUPS: [&str; 7] = [
     "hooks",
     "errors",
     "kill",
+    "cgroups",
 ];
 
 pub fn run(group: &str, rt: &Runtime, checker: &Path, r: &mut Report) -> std::io::Result<()> {
@@ -27,6 +28,7 @@ pub fn run(group: &str, rt: &Runtime, checker: &Path, r: &mut Report) -> std::io
         "hooks" => hooks(rt, checker, r),
         "errors" => errors(rt, checker, r),
         "kill" => kill(rt, checker, r),
+        "cgroups" => crate::cgroups::run(rt, checker, r),
         _ => Ok(()),
     }?;
     rt.cleanup();

@@ -5,6 +5,7 @@
 //!
 //! Usage: oci-conformance [--filter GROUP] [--skips FILE] --checker RUNTIMETEST RUNTIME
 
+mod cgroups;
 mod groups;
 mod harness;
 

@@ -42,20 +42,36 @@ fn read_host(b: &Bundle, ctrl: &str, file: &str) -> String {
         .to_string()
 }
 
-fn hugepage_size() -> Option<String> {
-    let dir = if unified_host() {
-        "/sys/fs/cgroup"
-    } else {
-        "/sys/fs/cgroup/unified"
+/// Whether a container's cgroup can get the hugetlb controller: a v1 hierarchy,
+/// or a cgroup2 root that passes it down (this hybrid host's does not).
+fn hugetlb_delegated() -> bool {
+    let has = |f: &str| {
+        std::fs::read_to_string(f).is_ok_and(|s| s.split_whitespace().any(|c| c == "hugetlb"))
     };
-    let v1 = Path::new("/sys/fs/cgroup/hugetlb");
-    let base = if v1.is_dir() { v1 } else { Path::new(dir) };
-    std::fs::read_dir(base).ok()?.flatten().find_map(|e| {
-        let n = e.file_name().to_string_lossy().to_string();
-        n.strip_prefix("hugetlb.")?
-            .strip_suffix(".max")
-            .or_else(|| n.strip_prefix("hugetlb.")?.strip_suffix(".limit_in_bytes"))
-            .map(str::to_owned)
+    Path::new("/sys/fs/cgroup/hugetlb").is_dir()
+        || has("/sys/fs/cgroup/cgroup.subtree_control")
+        || has("/sys/fs/cgroup/unified/cgroup.subtree_control")
+}
+
+/// The smallest huge page size the kernel has, as cgroup files spell it ("2MB").
+fn hugepage_size() -> Option<String> {
+    let mut kb: Vec<u64> = std::fs::read_dir("/sys/kernel/mm/hugepages")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    kb.sort_unstable();
+    let k = *kb.first()?;
+    Some(if k >= 1 << 20 {
+        format!("{}GB", k >> 20)
+    } else {
+        format!("{}MB", k >> 10)
     })
 }
 
@@ -87,7 +103,7 @@ fn resources_show_in_the_containers_control_files() {
     if !v2 {
         resources["memory"]["swappiness"] = json!(10);
     }
-    if let Some(size) = hugepage_size() {
+    if let (Some(size), true) = (hugepage_size(), hugetlb_delegated()) {
         resources["hugepageLimits"] = json!([{"pageSize": size, "limit": 4 << 20}]);
     }
     let b = cg_bundle(&["sh", "-c", &script], resources);
@@ -128,6 +144,22 @@ fn hugetlb_limit_on_the_hosts_hierarchy() {
         &["sleep", "10"],
         json!({"hugepageLimits": [{"pageSize": size, "limit": 2 << 20}]}),
     );
+    if !hugetlb_delegated() {
+        // The host keeps hugetlb to its root: the limit cannot be applied, and
+        // create says so, naming the field.
+        let bundle = b.dir.to_str().unwrap().to_owned();
+        let out = b.berth(&["create", "--bundle", &bundle, "huge"]);
+        assert_eq!(out.code, 1);
+        assert!(
+            out.stderr.contains(
+                "linux.resources.hugepageLimits[0]: the hugetlb controller is not available"
+            ),
+            "{}",
+            out.stderr
+        );
+        assert!(b.residue().is_empty(), "{:?}", b.residue());
+        return;
+    }
     b.create("huge");
     // On hybrid hosts hugetlb lives on the cgroup2 mount: hugetlb.<size>.max there.
     let path = b.config["linux"]["cgroupsPath"]

@@ -12,7 +12,11 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
-pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+/// The berth under test: the one cargo built, unless BERTH_BIN names a copy (the
+/// cgroup v2 VM runs a copy from its tmpfs).
+pub fn berth_bin() -> String {
+    std::env::var("BERTH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_berth").to_string())
+}
 const BUSYBOX: &str = "/bin/busybox";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -123,7 +127,7 @@ impl Bundle {
 
     /// A berth command with this bundle's --root.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BERTH);
+        let mut c = Command::new(berth_bin());
         c.arg("--root").arg(&self.root).args(args);
         c.stdin(Stdio::null());
         c

@@ -171,7 +171,7 @@ fn runc_argument_forms() {
     let b = Bundle::new(&["true"]);
     let bundle = format!("-bundle={}", b.dir.display());
     let root = b.root.to_str().unwrap().to_owned();
-    let mut cmd = std::process::Command::new(BERTH);
+    let mut cmd = std::process::Command::new(berth_bin());
     cmd.args(["-root", &root, "run", &bundle, "-no-subreaper", "forms"]);
     run_with_files(cmd, &b.dir).ok();
     let bad = b.berth(&["create", "--no-such-flag", "x"]);
@@ -297,7 +297,7 @@ fn berth_binary_is_sealed_against_overwrite() {
         let target = std::fs::read_link(&exe).unwrap();
         assert_ne!(
             target,
-            std::path::PathBuf::from(BERTH),
+            std::path::PathBuf::from(berth_bin()),
             "{method}: exe is the real binary"
         );
         b.berth(&["delete", "--force", "sealed"]).ok();

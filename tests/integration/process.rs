@@ -111,10 +111,17 @@ fn rlimits_applied_and_raising_past_hard_fails() {
     let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .unwrap()
         .1;
+    // Above fs.nr_open no one may raise NOFILE, CAP_SYS_RESOURCE or not.
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     if hard != u64::MAX {
+        let too_high = hard.max(nr_open) + 1;
         b.edit(|c| {
             c["process"]["rlimits"] =
-                json!([{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}])
+                json!([{"type": "RLIMIT_NOFILE", "soft": too_high, "hard": too_high}])
         });
         let out = b.run("rl2");
         assert_eq!(out.code, 1);

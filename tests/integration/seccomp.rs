@@ -395,8 +395,26 @@ fn fake_mkdir_agent(sock: &std::path::Path) -> std::thread::JoinHandle<(serde_js
         conn.read_to_end(&mut data).unwrap();
         let state: serde_json::Value = serde_json::from_slice(&data).unwrap();
         let mut faked = 0;
-        // RECV fails once every process under the filter has exited.
-        while let Ok(req) = ScmpNotifReq::receive(fd) {
+        // The descriptor reports POLLHUP once every process under the filter has
+        // exited (RECV itself would block on older kernels).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, 100) };
+            if n < 0 || pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                break;
+            }
+            if pfd.revents & libc::POLLIN == 0 {
+                continue;
+            }
+            let Ok(req) = ScmpNotifReq::receive(fd) else {
+                break;
+            };
             let name = req.data.syscall.get_name().unwrap_or_default();
             let resp = if name == "mkdir" || name == "mkdirat" {
                 faked += 1;
