@@ -288,16 +288,26 @@ fn mount_hierarchy(
     let fstype_c = nul(fstype)?;
     let mnt = syscall::fsmount_detached(&fstype_c, &opts, attrs)
         .ctx(|| format!("mount {fstype} {}", controllers.join(",")))?;
-    let tree = if own.as_os_str().is_empty() {
-        mnt
-    } else {
-        let path = nul(&own.to_string_lossy())?;
-        syscall::open_tree(
-            mnt.as_raw_fd(),
-            &path,
-            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
-        )
-        .ctx(|| format!("open the container's cgroup {}", own.display()))?
+    if own.as_os_str().is_empty() {
+        return syscall::move_mount_fd(mnt.as_fd(), target)
+            .ctx(|| format!("attach {fstype} hierarchy"));
+    }
+    let path = nul(&own.to_string_lossy())?;
+    let flags = (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint;
+    let what = || format!("open the container's cgroup {}", own.display());
+    let tree = match syscall::open_tree(mnt.as_raw_fd(), &path, flags) {
+        Ok(tree) => tree,
+        // Kernels before 6.15 clone only from attached mounts: attach the whole
+        // hierarchy on the target for a moment, clone the subtree, detach it.
+        Err(Errno::EINVAL) => {
+            syscall::move_mount_fd(mnt.as_fd(), target)
+                .ctx(|| format!("attach {fstype} hierarchy"))?;
+            let tree = syscall::open_tree(mnt.as_raw_fd(), &path, flags).ctx(what)?;
+            nix::mount::umount2(fd_path(mnt.as_fd()).as_str(), MntFlags::MNT_DETACH)
+                .ctx(|| format!("detach the whole {fstype} hierarchy"))?;
+            tree
+        }
+        Err(e) => return Err(e).ctx(what),
     };
     syscall::move_mount_fd(tree.as_fd(), target).ctx(|| format!("attach {fstype} hierarchy"))
 }

@@ -228,7 +228,7 @@ fn killed_create_is_cleaned_by_delete_force() {
     let mut create = b.cmd(&["create", "--bundle", &bundle, "killed"]);
     create.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = create.spawn().unwrap();
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if std::fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n')) {
             break;
         }
