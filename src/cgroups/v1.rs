@@ -248,19 +248,23 @@ fn cpu(cg: &Cgroup, c: &LinuxCpu) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// The first of `names` that exists in `dir` (BFQ renamed the weight files).
-fn pick<'a>(dir: &Path, names: &[&'a str]) -> &'a str {
+/// The first of `names` that exists in `dir` (BFQ renamed the weight files); the
+/// weights need CFQ or BFQ, so a host may have neither.
+fn pick<'a>(dir: &Path, names: &[&'a str], field: &str) -> Result<&'a str, CgroupError> {
     names
         .iter()
         .find(|n| dir.join(n).exists())
         .copied()
-        .unwrap_or(names[0])
+        .ok_or_else(|| CgroupError::Missing {
+            field: field.into(),
+            controller: format!("blkio weight ({})", names.join(" or ")),
+        })
 }
 
 fn blkio(cg: &Cgroup, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     let dir = need(cg, "blkio", "blockIO")?;
     if let Some(w) = b.weight() {
-        let file = pick(dir, &["blkio.weight", "blkio.bfq.weight"]);
+        let file = pick(dir, &["blkio.weight", "blkio.bfq.weight"], "blockIO.weight")?;
         write(dir, file, &w.to_string(), "blockIO.weight")?;
     }
     if let Some(w) = b.leaf_weight() {
@@ -273,8 +277,9 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     }
     for (i, d) in b.weight_device().iter().flatten().enumerate() {
         if let Some(w) = d.weight() {
-            let file = pick(dir, &["blkio.weight_device", "blkio.bfq.weight_device"]);
             let field = format!("blockIO.weightDevice[{i}]");
+            let names = ["blkio.weight_device", "blkio.bfq.weight_device"];
+            let file = pick(dir, &names, &field)?;
             write(
                 dir,
                 file,

@@ -273,6 +273,13 @@ fn io_weight(w: u16) -> u64 {
 fn io(cg: &Cgroup, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     let dir = need(cg, "io", "blockIO")?;
     let bfq = dir.join("io.bfq.weight").exists();
+    let weights = b.weight().is_some() || b.weight_device().as_ref().is_some_and(|d| !d.is_empty());
+    if weights && !bfq && !dir.join("io.weight").exists() {
+        return Err(CgroupError::Missing {
+            field: "blockIO.weight".into(),
+            controller: "io weight (io.bfq.weight or io.weight)".into(),
+        });
+    }
     if let Some(w) = b.weight() {
         if bfq {
             write(dir, "io.bfq.weight", &w.to_string(), "blockIO.weight")?;

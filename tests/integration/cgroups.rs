@@ -611,3 +611,97 @@ fn a_cgroup_holding_processes_is_not_joined() {
     b.berth(&["delete", "--force", "first"]).ok();
     assert!(b.residue().is_empty(), "{:?}", b.residue());
 }
+
+/// The first block device of the host, as "major:minor".
+fn block_device() -> Option<String> {
+    let mut devs: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("dev")).ok())
+        .map(|s| s.trim().to_string())
+        .collect();
+    devs.sort();
+    devs.into_iter().next()
+}
+
+#[test]
+fn burst_idle_oom_killer_unified_and_block_io() {
+    let v2 = unified_host();
+    let mut resources = json!({
+        "cpu": {"quota": 50000, "period": 100000, "burst": 10000, "idle": 1},
+        "unified": {"cgroup.max.depth": "5"},
+    });
+    if !v2 {
+        resources["memory"] = json!({"disableOOMKiller": true});
+    }
+    let dev = block_device();
+    if let Some(d) = &dev {
+        let (major, minor) = d.split_once(':').unwrap();
+        resources["blockIO"] = json!({"throttleReadBpsDevice": [
+            {"major": major.parse::<i64>().unwrap(), "minor": minor.parse::<i64>().unwrap(), "rate": 1048576}]});
+    }
+    let b = cg_bundle(&["sleep", "30"], resources);
+    b.create("more");
+    let cpu = |v1: &str, v2f: &str| read_host(&b, "cpu", if v2 { v2f } else { v1 });
+    assert_eq!(cpu("cpu.cfs_burst_us", "cpu.max.burst"), "10000");
+    assert_eq!(cpu("cpu.idle", "cpu.idle"), "1");
+    let path = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string();
+    let unified_dir = if v2 {
+        Path::new("/sys/fs/cgroup").join(&path)
+    } else {
+        Path::new("/sys/fs/cgroup/unified").join(&path)
+    };
+    assert_eq!(
+        std::fs::read_to_string(unified_dir.join("cgroup.max.depth"))
+            .unwrap()
+            .trim(),
+        "5"
+    );
+    if !v2 {
+        assert!(read_host(&b, "memory", "memory.oom_control").contains("oom_kill_disable 1"));
+    }
+    if let Some(d) = &dev {
+        let (file, want) = if v2 {
+            ("io.max", format!("{d} rbps=1048576"))
+        } else {
+            ("blkio.throttle.read_bps_device", format!("{d} 1048576"))
+        };
+        let got = read_host(&b, if v2 { "io" } else { "blkio" }, file);
+        assert!(got.contains(&want), "{file}: {got}");
+    }
+    b.berth(&["delete", "--force", "more"]).ok();
+    // A block IO weight needs a scheduler with weights (BFQ): applied where the
+    // host has the file, else refused with the field named.
+    let b = cg_bundle(&["true"], json!({"blockIO": {"weight": 300}}));
+    let weight_file = if v2 {
+        "io.bfq.weight"
+    } else {
+        "blkio.bfq.weight"
+    };
+    let bundle = b.dir.to_str().unwrap().to_owned();
+    let out = b.berth(&["create", "--bundle", &bundle, "w"]);
+    if out.code == 0 {
+        // BFQ takes the weight as is; io.weight (1..10000) gets runc's conversion.
+        let ctrl = if v2 { "io" } else { "blkio" };
+        let bfq = host_cgroup(&b, ctrl).join(weight_file).exists();
+        let (file, want) = if bfq {
+            (weight_file, "300")
+        } else {
+            ("io.weight", "default 2930")
+        };
+        let got = read_host(&b, ctrl, file);
+        assert!(got.contains(want), "{file}: {got}");
+        b.berth(&["delete", "--force", "w"]).ok();
+    } else {
+        assert!(
+            out.stderr.contains("linux.resources.blockIO.weight"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(b.residue().is_empty(), "{:?}", b.residue());
+}
