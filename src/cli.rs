@@ -60,6 +60,8 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print the features berth supports, as JSON
     Features,
+    /// Run a new process inside a created or running container
+    Exec(ExecArgs),
     /// Change a running container's resource limits
     Update(UpdateArgs),
     /// Freeze every process of a container
@@ -231,4 +233,64 @@ pub struct EventsArgs {
     pub interval: String,
     /// Container id
     pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// JSON file with the process (config.json's process); COMMAND is not needed then
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Unix socket that receives the pty master with --tty
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Give the process a terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Return once the process runs
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Write the process's pid to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Working directory inside the container
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (repeatable)
+    #[arg(short = 'e', long, value_name = "K=V")]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Additional group (repeatable)
+    #[arg(short = 'g', long, value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (repeatable)
+    #[arg(short = 'c', long, value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// AppArmor profile
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// SELinux process label
+    #[arg(long, value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// Pass N extra descriptors (from 3) to the process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: i32,
+    /// Exec even when the container is paused
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Join this sub-cgroup of the container's cgroup
+    #[arg(long, value_name = "NAME")]
+    pub cgroup: Option<String>,
+    /// Accepted for runc compatibility
+    #[arg(long)]
+    pub no_subreaper: bool,
+    /// Container id
+    pub id: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }

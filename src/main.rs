@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod exec;
 mod hooks;
 mod init;
 mod launcher;

@@ -4,6 +4,7 @@
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: &Cli, cmd: &Command) -> Result<i32, Error> {
         Command::Delete(a) => delete::run(&store, a),
         Command::Spec(a) => spec::run(a),
         Command::Features => features::run(),
+        Command::Exec(a) => exec::run(&store, a),
         Command::Update(a) => update::run(&store, a),
         Command::Pause(a) => pause::run(&store, &a.id, true),
         Command::Resume(a) => pause::run(&store, &a.id, false),

@@ -13,7 +13,7 @@ use crate::lifecycle;
 use crate::state::Store;
 
 /// Signals berth passes on to the container instead of acting on them.
-const FORWARDED: [Signal; 8] = [
+pub const FORWARDED: [Signal; 8] = [
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
@@ -65,7 +65,7 @@ pub fn run(store: &Store, args: &RunArgs, systemd_cgroup: bool) -> Result<i32, E
 }
 
 /// Reaps children; Some(status) once init is among them.
-fn reap(init: i32) -> Option<i32> {
+pub fn reap(init: i32) -> Option<i32> {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == init => return Some(code),
@@ -80,7 +80,7 @@ fn reap(init: i32) -> Option<i32> {
     }
 }
 
-fn wait_forwarding(init: i32, set: &SigSet) -> Result<i32, Error> {
+pub fn wait_forwarding(init: i32, set: &SigSet) -> Result<i32, Error> {
     loop {
         if let Some(code) = reap(init) {
             return Ok(code);

@@ -17,7 +17,12 @@ use super::{Context, InitError};
 
 nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
 
-pub fn setup(socket: Option<&UnixStream>, process: &Process) -> Result<(), InitError> {
+/// `bind_console`: init binds /dev/console to the pty; an exec'd process does not.
+pub fn setup(
+    socket: Option<&UnixStream>,
+    process: &Process,
+    bind_console: bool,
+) -> Result<(), InitError> {
     let socket = socket.ok_or_else(|| {
         InitError::Config("process.terminal is set but no --console-socket was given".into())
     })?;
@@ -44,18 +49,21 @@ pub fn setup(socket: Option<&UnixStream>, process: &Process) -> Result<(), InitE
         Some(user.gid().into()),
     )
     .ctx(|| format!("chown {name}"))?;
-    let root =
-        open_plain(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY).ctx(|| "open /".into())?;
-    let console = resolve::open_or_create(root.as_fd(), Path::new("/dev/console"), Create::File)
-        .ctx(|| "create /dev/console".into())?;
-    mount(
-        Some(name.as_str()),
-        fd_path(console.as_fd()).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .ctx(|| format!("bind {name} to /dev/console"))?;
+    if bind_console {
+        let root = open_plain(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .ctx(|| "open /".into())?;
+        let console =
+            resolve::open_or_create(root.as_fd(), Path::new("/dev/console"), Create::File)
+                .ctx(|| "create /dev/console".into())?;
+        mount(
+            Some(name.as_str()),
+            fd_path(console.as_fd()).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind {name} to /dev/console"))?;
+    }
     let fds = [master.as_raw_fd()];
     let payload = [IoSlice::new(b"/dev/ptmx")];
     sendmsg::<()>(

@@ -133,7 +133,7 @@ fn steps(
     rootfs::switch_root(&args.bundle.rootfs, root, args.no_pivot)?;
     // 4. The terminal needs the container's /dev/pts, so it comes after the switch.
     if process.terminal().unwrap_or(false) {
-        console::setup(args.console.as_ref(), process)?;
+        console::setup(args.console.as_ref(), process, true)?;
     }
     // 5. Hostname and sysctls before readonlyPaths make /proc/sys read-only.
     namespaces::set_uts(spec)?;

@@ -8,6 +8,7 @@ mod cgroups;
 mod common;
 mod console;
 mod errors;
+mod exec;
 mod hooks;
 mod lifecycle;
 mod mounts;
