@@ -705,3 +705,66 @@ fn burst_idle_oom_killer_unified_and_block_io() {
     }
     assert!(b.residue().is_empty(), "{:?}", b.residue());
 }
+
+#[test]
+fn relative_cgroups_path_and_hook_added_device_rules_survive_update() {
+    // Relative: under berth's own cgroup on v1 hierarchies, under the root on cgroup2.
+    let name = format!("berth-rel-{}", std::process::id());
+    let mut b = Bundle::new(&["sleep", "30"]);
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(name));
+    b.create("rel");
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let pids_own = own
+        .lines()
+        .find_map(|l| {
+            if unified_host() {
+                l.strip_prefix("0::")
+            } else {
+                l.strip_suffix("")
+                    .and_then(|l| l.split_once(":pids:").map(|(_, p)| p))
+            }
+        })
+        .unwrap()
+        .to_string();
+    let dir = if unified_host() {
+        Path::new("/sys/fs/cgroup").join(&name)
+    } else {
+        Path::new("/sys/fs/cgroup/pids")
+            .join(pids_own.trim_start_matches('/'))
+            .join(&name)
+    };
+    assert!(dir.join("cgroup.procs").exists(), "{}", dir.display());
+    b.berth(&["delete", "--force", "rel"]).ok();
+    assert!(!dir.exists());
+    if unified_host() {
+        return;
+    }
+    // v1: a rule a hook wrote into devices.allow is still there after an update.
+    let mut b = Bundle::new(&["sleep", "30"]);
+    let path = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let allow = format!("/sys/fs/cgroup/devices{path}/devices.allow");
+    let script = format!("echo 'c 10:229 rw' > {allow}");
+    b.edit(|c| {
+        c["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]})
+    });
+    b.create("hooked");
+    let list =
+        || std::fs::read_to_string(format!("/sys/fs/cgroup/devices{path}/devices.list")).unwrap();
+    assert!(list().lines().any(|l| l == "c 10:229 rw"), "{}", list());
+    b.berth(&["update", "--memory", "80m", "--pids-limit", "9", "hooked"])
+        .ok();
+    let file = b.dir.join("r.json");
+    std::fs::write(
+        &file,
+        r#"{"devices": [{"allow": false, "access": "rwm"}], "pids": {"limit": 10}}"#,
+    )
+    .unwrap();
+    b.berth(&["update", "--resources", file.to_str().unwrap(), "hooked"])
+        .ok();
+    assert!(list().lines().any(|l| l == "c 10:229 rw"), "{}", list());
+    b.berth(&["delete", "--force", "hooked"]).ok();
+    assert!(b.residue().is_empty(), "{:?}", b.residue());
+}
