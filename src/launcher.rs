@@ -98,12 +98,12 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         }
         None => (None, None),
     };
-    let seccomp = match bundle
+    let profile = bundle
         .spec
         .linux()
         .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-    {
+        .and_then(|l| l.seccomp().as_ref());
+    let seccomp = match profile {
         Some(s) => Some(crate::seccomp::prepare(s, &store.seccomp_cache())?),
         None => None,
     };
@@ -204,12 +204,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
         Some(&bundle.dir),
     )?;
     parent.send(&Msg::HooksDone { state: hook_state })?;
-    if let Some(s) = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-    {
+    if let Some(s) = profile {
         if crate::seccomp::uses_notify(s) {
             let (_, fd) = parent.recv_with_fd("SeccompFd")?;
             let path = s

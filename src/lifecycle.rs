@@ -85,8 +85,6 @@ pub fn signal(rec: &Record, sig: Signal) -> Result<(), Error> {
     })
 }
 
-/// Sends `sig` to every process in the container's pid namespace (or, sharing the
-/// host's, to init alone): `kill --all` before cgroups track the processes.
 /// Signals every process of the container: those in its cgroup (frozen around
 /// the signal so that none forks away), else those in its pid namespace.
 pub fn signal_all(rec: &Record, sig: Signal) -> Result<(), Error> {
@@ -99,6 +97,10 @@ pub fn signal_all(rec: &Record, sig: Signal) -> Result<(), Error> {
 
 /// Signals what is in the cgroup; returns how many processes were signalled.
 fn signal_cgroup(rec: &Record, sig: Signal) -> Result<usize, Error> {
+    // An empty cgroup (the usual case at delete) costs one read, no freeze.
+    if rec.cgroup.pids()?.is_empty() {
+        return Ok(0);
+    }
     let was_frozen = rec.cgroup.is_frozen().unwrap_or(false);
     let froze = !was_frozen && rec.cgroup.freeze(true).is_ok();
     let pids = rec.cgroup.pids();
@@ -116,7 +118,7 @@ fn signal_cgroup(rec: &Record, sig: Signal) -> Result<usize, Error> {
 
 /// SIGKILLs everything left in the container's cgroup and waits (up to 5 s) until
 /// it is empty, so that the cgroup can be removed.
-pub fn kill_cgroup(rec: &Record) -> Result<(), Error> {
+fn kill_cgroup(rec: &Record) -> Result<(), Error> {
     if rec.cgroup.dirs.is_empty() {
         return Ok(());
     }
@@ -132,6 +134,8 @@ pub fn kill_cgroup(rec: &Record) -> Result<(), Error> {
     )))
 }
 
+/// Sends `sig` to every process in the container's pid namespace (or, sharing the
+/// host's, to init alone).
 fn signal_pid_ns(rec: &Record, sig: Signal) -> Result<(), Error> {
     let ns = std::fs::read_link(format!("/proc/{}/ns/pid", rec.pid))
         .map_err(|_| Error::msg("container not running"))?;
@@ -169,9 +173,15 @@ pub fn kill_and_wait(rec: &Record) -> Result<(), Error> {
     }
 }
 
-/// Runs poststop hooks (failures are warnings) and removes the state dir.
-pub fn destroy(dir: ContainerDir, rec: Option<&Record>) -> Result<(), Error> {
-    if let (Some(rec), Ok(spec)) = (rec, saved_spec(&dir)) {
+/// Kills whatever of the container still runs (everything in its cgroup, then
+/// init), runs poststop hooks when `poststop` (failures are warnings), removes
+/// the cgroup and the state dir. Without a record only the state dir is left.
+pub fn destroy(dir: ContainerDir, rec: Option<&Record>, poststop: bool) -> Result<(), Error> {
+    if let Some(rec) = rec {
+        kill_cgroup(rec)?;
+        kill_and_wait(rec)?;
+    }
+    if let (Some(rec), true, Ok(spec)) = (rec, poststop, saved_spec(&dir)) {
         let state = rec.hook_state(Status::Stopped);
         if let Err(e) = hooks::run_all(
             HookKind::Poststop,
@@ -183,7 +193,6 @@ pub fn destroy(dir: ContainerDir, rec: Option<&Record>) -> Result<(), Error> {
         }
     }
     if let Some(rec) = rec {
-        kill_cgroup(rec)?;
         rec.cgroup.destroy()?;
     }
     dir.remove()?;

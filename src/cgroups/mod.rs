@@ -5,12 +5,13 @@
 //! removed or reconfigured; the host's mounts are never touched.
 //!
 //! `layout` finds the hierarchies, `path` names the cgroup, `v1` and `v2` write
-//! the resources, `devices` the device rules (v1 files, v2 eBPF), `stats` reads
+//! the resources that differ by version and `resources` those that do not, `devices` the device rules (v1 files, v2 eBPF), `stats` reads
 //! the counters.
 
 pub mod devices;
 pub mod layout;
 pub mod path;
+mod resources;
 pub mod stats;
 mod v1;
 mod v2;
@@ -191,10 +192,11 @@ impl Cgroup {
     pub fn apply(&self, r: Option<&LinuxResources>, update: bool) -> Result<(), CgroupError> {
         let Some(r) = r else { return Ok(()) };
         if self.is_unified() {
-            v2::apply(self, r, update)
+            v2::apply(self, r, update)?;
         } else {
-            v1::apply(self, r, update)
+            v1::apply(self, r, update)?;
         }
+        resources::apply(self, r)
     }
 
     /// Whether all controllers live on cgroup2.

@@ -1,11 +1,11 @@
-//! linux.resources on cgroup v1 hierarchies (and, on hybrid hosts, the parts that
-//! live on the cgroup2 mount: controllers bound there and `unified`).
+//! linux.resources on cgroup v1 hierarchies: memory, cpu, blkio and network (the
+//! sections that read the same on both versions are in `resources`).
 
 use std::path::Path;
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
-use super::{need, read, v2, write, Cgroup, CgroupError};
+use super::{need, read, write, Cgroup, CgroupError};
 
 /// A new cpuset cgroup starts with no cpus and mems: copy the parent's.
 pub fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
@@ -28,40 +28,8 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, update: bool) -> Result<(), Cgroup
     if let Some(c) = r.cpu() {
         cpu(cg, c)?;
     }
-    if let Some(p) = r.pids() {
-        let dir = need(cg, "pids", "pids.limit")?;
-        let v = if p.limit() > 0 {
-            p.limit().to_string()
-        } else {
-            "max".into()
-        };
-        write(dir, "pids.max", &v, "pids.limit")?;
-    }
     if let Some(b) = r.block_io() {
         blkio(cg, b)?;
-    }
-    for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
-        let field = format!("hugepageLimits[{i}]");
-        match cg.dir_of("hugetlb") {
-            Some(d) if d.v2 => write(
-                &d.path,
-                &format!("hugetlb.{}.max", h.page_size()),
-                &h.limit().to_string(),
-                &field,
-            )?,
-            Some(d) => write(
-                &d.path,
-                &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
-                &h.limit().to_string(),
-                &field,
-            )?,
-            None => {
-                return Err(CgroupError::Missing {
-                    field,
-                    controller: "hugetlb".into(),
-                })
-            }
-        }
     }
     if let Some(n) = r.network() {
         if let Some(id) = n.class_id() {
@@ -78,18 +46,6 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, update: bool) -> Result<(), Cgroup
                 &field,
             )?;
         }
-    }
-    if let Some(rdma) = r.rdma() {
-        v2::rdma(cg, rdma)?;
-    }
-    if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
-        let Some(d) = cg.unified() else {
-            return Err(CgroupError::Config {
-                field: "linux.resources.unified".into(),
-                message: "needs cgroup v2, and this host has only v1 hierarchies".into(),
-            });
-        };
-        v2::unified(&d.path, u)?;
     }
     Ok(())
 }

@@ -1,11 +1,10 @@
-//! linux.resources on cgroup2 (a unified host, or the cgroup2 mount of a hybrid
-//! one): memory.max and friends, cpu.max and cpu.weight, io.*, pids.max,
-//! hugetlb.*.max, rdma.max, and `unified` key/values written as given.
+//! linux.resources on a cgroup2 host: memory.max and friends, cpu.max and
+//! cpu.weight, io.* (the sections that read the same on both versions are in
+//! `resources`).
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxRdma, LinuxResources};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::{need, read, write, Cgroup, CgroupError};
 
@@ -53,27 +52,8 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, update: bool) -> Result<(), Cgroup
     if let Some(c) = r.cpu() {
         cpu(cg, c)?;
     }
-    if let Some(p) = r.pids() {
-        let dir = need(cg, "pids", "pids.limit")?;
-        let v = if p.limit() > 0 {
-            p.limit().to_string()
-        } else {
-            "max".into()
-        };
-        write(dir, "pids.max", &v, "pids.limit")?;
-    }
     if let Some(b) = r.block_io() {
         io(cg, b)?;
-    }
-    for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
-        let field = format!("hugepageLimits[{i}]");
-        let dir = need(cg, "hugetlb", &field)?;
-        write(
-            dir,
-            &format!("hugetlb.{}.max", h.page_size()),
-            &h.limit().to_string(),
-            &field,
-        )?;
     }
     if let Some(n) = r.network() {
         if n.class_id().is_some() {
@@ -85,57 +65,6 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, update: bool) -> Result<(), Cgroup
                 "net_prio is a v1 controller",
             ));
         }
-    }
-    if let Some(rdma) = r.rdma() {
-        self::rdma(cg, rdma)?;
-    }
-    if let (Some(u), Some(d)) = (r.unified(), cg.unified()) {
-        unified(&d.path, u)?;
-    }
-    Ok(())
-}
-
-/// rdma.max lines, one per device (the same format on v1 and v2).
-pub fn rdma(cg: &Cgroup, rdma: &HashMap<String, LinuxRdma>) -> Result<(), CgroupError> {
-    for (dev, l) in rdma {
-        let field = format!("rdma.{dev}");
-        let dir = need(cg, "rdma", &field)?;
-        let mut line = dev.clone();
-        if let Some(h) = l.hca_handles() {
-            line.push_str(&format!(" hca_handle={h}"));
-        }
-        if let Some(o) = l.hca_objects() {
-            line.push_str(&format!(" hca_object={o}"));
-        }
-        write(dir, "rdma.max", &line, &field)?;
-    }
-    Ok(())
-}
-
-/// `unified`: each key is a file of the cgroup, written as given.
-pub fn unified(dir: &Path, u: &HashMap<String, String>) -> Result<(), CgroupError> {
-    let mut keys: Vec<&String> = u.keys().collect();
-    keys.sort();
-    for key in keys {
-        let field = format!("unified.{key}");
-        if key.contains('/')
-            || key.starts_with('.')
-            || key.starts_with("cgroup.procs")
-            || key == "cgroup.threads"
-        {
-            return Err(CgroupError::Config {
-                field: format!("linux.resources.{field}"),
-                message: "is not a cgroup control file berth may write".into(),
-            });
-        }
-        if !dir.join(key).exists() {
-            let controller = key.split('.').next().unwrap_or(key);
-            return Err(CgroupError::Missing {
-                field,
-                controller: controller.into(),
-            });
-        }
-        write(dir, key, &u[key], &field)?;
     }
     Ok(())
 }

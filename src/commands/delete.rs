@@ -16,7 +16,7 @@ pub fn run(store: &Store, args: &DeleteArgs) -> Result<i32, Error> {
     dir.lock()?;
     let Some(rec) = dir.read()? else {
         // A create that died before it wrote any state: nothing runs, remove the rest.
-        lifecycle::destroy(dir, None)?;
+        lifecycle::destroy(dir, None, false)?;
         return Ok(0);
     };
     let status = dir.status(&rec);
@@ -27,9 +27,8 @@ pub fn run(store: &Store, args: &DeleteArgs) -> Result<i32, Error> {
         )));
     }
     // Created and forced containers are killed; a stopped one may still have an
-    // orphaned init from a create that was killed: this is a no-op when it is gone.
-    lifecycle::kill_cgroup(&rec)?;
-    lifecycle::kill_and_wait(&rec)?;
-    lifecycle::destroy(dir, Some(&rec))?;
+    // orphaned init from a create that was killed, or processes left in its
+    // cgroup: destroy kills them first.
+    lifecycle::destroy(dir, Some(&rec), true)?;
     Ok(0)
 }

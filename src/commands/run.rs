@@ -53,13 +53,13 @@ pub fn run(store: &Store, args: &RunArgs, systemd_cgroup: bool) -> Result<i32, E
             let _ = lifecycle::kill_and_wait(&created.record);
             let _ = reap(created.record.pid);
             created.dir.lock()?;
-            let _ = lifecycle::destroy(created.dir, None);
+            let _ = lifecycle::destroy(created.dir, Some(&created.record), false);
             return Err(e);
         }
     };
     if !args.keep {
         created.dir.lock()?;
-        lifecycle::destroy(created.dir, Some(&created.record))?;
+        lifecycle::destroy(created.dir, Some(&created.record), true)?;
     }
     Ok(code)
 }

@@ -355,3 +355,31 @@ pub fn host_cgroup(b: &Bundle, controller: &str) -> PathBuf {
 pub fn unified_host() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
+
+/// Receives one message carrying one descriptor (SCM_RIGHTS): its bytes and the fd.
+pub fn recv_with_fd(conn: &std::os::unix::net::UnixStream) -> (Vec<u8>, std::os::fd::OwnedFd) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    let fd = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .expect("no descriptor received");
+    let n = msg.bytes;
+    buf.truncate(n);
+    // SAFETY: the descriptor just arrived with SCM_RIGHTS and belongs to us.
+    (buf, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

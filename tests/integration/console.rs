@@ -1,11 +1,9 @@
 //! process.terminal: the pty master arrives on --console-socket; inside, the
 //! process runs on /dev/pts/0 with /dev/console bound to it.
 
-use std::io::{IoSliceMut, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::Read;
 use std::os::unix::net::UnixListener;
 
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 
 use crate::common::*;
@@ -27,26 +25,7 @@ fn console_socket_receives_the_pty() {
     ])
     .ok();
     let (conn, _) = listener.accept().unwrap();
-    let mut buf = [0u8; 64];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    let fd = msg
-        .cmsgs()
-        .unwrap()
-        .find_map(|c| match c {
-            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-            _ => None,
-        })
-        .expect("no fd received");
-    // SAFETY: the descriptor just arrived with SCM_RIGHTS and belongs to us.
-    let mut master = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut master = std::fs::File::from(recv_with_fd(&conn).1);
     b.berth(&["start", "tty"]).ok();
     let mut out = Vec::new();
     let mut chunk = [0u8; 1024];

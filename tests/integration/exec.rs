@@ -2,7 +2,6 @@
 //! gets the flags' user, env, cwd and capabilities and the container's seccomp
 //! profile; berth returns its status; failures fail that exec only.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use serde_json::json;
@@ -253,26 +252,7 @@ fn exec_tty_over_a_console_socket() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let (conn, _) = listener.accept().unwrap();
-    let mut buf = [0u8; 64];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .unwrap();
-    let fd = msg
-        .cmsgs()
-        .unwrap()
-        .find_map(|c| match c {
-            nix::sys::socket::ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-            _ => None,
-        })
-        .expect("no pty master");
-    // SAFETY: the descriptor just arrived with SCM_RIGHTS and belongs to us.
-    let mut master = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut master = std::fs::File::from(recv_with_fd(&conn).1);
     let mut text = Vec::new();
     let mut chunk = [0u8; 256];
     use std::io::Read;

@@ -363,35 +363,14 @@ fn trap_trace_log_and_kill_actions() {
 /// Returns the state it received once the filter has no users left.
 fn fake_mkdir_agent(sock: &std::path::Path) -> std::thread::JoinHandle<(serde_json::Value, usize)> {
     use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::io::Read;
-    use std::os::fd::{AsRawFd, RawFd};
+    use std::os::fd::AsRawFd;
 
     let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
     std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let (n, fd) = {
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            let msg = recvmsg::<()>(
-                conn.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::empty(),
-            )
-            .unwrap();
-            let fd = msg
-                .cmsgs()
-                .unwrap()
-                .find_map(|c| match c {
-                    ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-                    _ => None,
-                })
-                .expect("no descriptor with the state");
-            (msg.bytes, fd)
-        };
-        let mut data = buf[..n].to_vec();
+        let (mut data, owned) = recv_with_fd(&conn);
+        let fd = owned.as_raw_fd();
         conn.read_to_end(&mut data).unwrap();
         let state: serde_json::Value = serde_json::from_slice(&data).unwrap();
         let mut faked = 0;
@@ -424,8 +403,7 @@ fn fake_mkdir_agent(sock: &std::path::Path) -> std::thread::JoinHandle<(serde_js
             };
             let _ = resp.respond(fd);
         }
-        // SAFETY: fd came with SCM_RIGHTS and is closed once, here.
-        unsafe { libc::close(fd) };
+        drop(owned);
         (state, faked)
     })
 }
