@@ -90,3 +90,9 @@ fn unified(dir: &Path, u: &HashMap<String, String>) -> Result<(), CgroupError> {
     }
     Ok(())
 }
+
+/// A block IO weight that is set: 0 means "leave the kernel's value", as runc
+/// reads it (engines send 0 for a weight the user did not give).
+pub(super) fn weight(w: Option<u16>) -> Option<u16> {
+    w.filter(|w| *w != 0)
+}

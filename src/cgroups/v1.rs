@@ -5,6 +5,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
+use super::resources::weight;
 use super::{need, read, write, Cgroup, CgroupError};
 
 /// A new cpuset cgroup starts with no cpus and mems: copy the parent's.
@@ -219,11 +220,11 @@ fn pick<'a>(dir: &Path, names: &[&'a str], field: &str) -> Result<&'a str, Cgrou
 
 fn blkio(cg: &Cgroup, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     let dir = need(cg, "blkio", "blockIO")?;
-    if let Some(w) = b.weight() {
+    if let Some(w) = weight(b.weight()) {
         let file = pick(dir, &["blkio.weight", "blkio.bfq.weight"], "blockIO.weight")?;
         write(dir, file, &w.to_string(), "blockIO.weight")?;
     }
-    if let Some(w) = b.leaf_weight() {
+    if let Some(w) = weight(b.leaf_weight()) {
         write(
             dir,
             "blkio.leaf_weight",
@@ -232,7 +233,7 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         )?;
     }
     for (i, d) in b.weight_device().iter().flatten().enumerate() {
-        if let Some(w) = d.weight() {
+        if let Some(w) = weight(d.weight()) {
             let field = format!("blockIO.weightDevice[{i}]");
             let names = ["blkio.weight_device", "blkio.bfq.weight_device"];
             let file = pick(dir, &names, &field)?;
@@ -243,7 +244,7 @@ fn blkio(cg: &Cgroup, b: &LinuxBlockIo) -> Result<(), CgroupError> {
                 &field,
             )?;
         }
-        if let Some(w) = d.leaf_weight() {
+        if let Some(w) = weight(d.leaf_weight()) {
             let field = format!("blockIO.weightDevice[{i}].leafWeight");
             write(
                 dir,

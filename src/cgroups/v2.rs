@@ -6,6 +6,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
+use super::resources::weight;
 use super::{need, read, write, Cgroup, CgroupError};
 
 /// Passes every controller `dir` has on to its children.
@@ -202,14 +203,18 @@ fn io_weight(w: u16) -> u64 {
 fn io(cg: &Cgroup, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     let dir = need(cg, "io", "blockIO")?;
     let bfq = dir.join("io.bfq.weight").exists();
-    let weights = b.weight().is_some() || b.weight_device().as_ref().is_some_and(|d| !d.is_empty());
+    let weights = weight(b.weight()).is_some()
+        || b.weight_device()
+            .iter()
+            .flatten()
+            .any(|d| weight(d.weight()).is_some());
     if weights && !bfq && !dir.join("io.weight").exists() {
         return Err(CgroupError::Missing {
             field: "blockIO.weight".into(),
             controller: "io weight (io.bfq.weight or io.weight)".into(),
         });
     }
-    if let Some(w) = b.weight() {
+    if let Some(w) = weight(b.weight()) {
         if bfq {
             write(dir, "io.bfq.weight", &w.to_string(), "blockIO.weight")?;
         } else {
@@ -221,7 +226,7 @@ fn io(cg: &Cgroup, b: &LinuxBlockIo) -> Result<(), CgroupError> {
             )?;
         }
     }
-    if b.leaf_weight().is_some() {
+    if weight(b.leaf_weight()).is_some() {
         return Err(unsupported(
             "blockIO.leafWeight",
             "cgroup2 has no leaf weights",
@@ -229,10 +234,10 @@ fn io(cg: &Cgroup, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     }
     for (i, d) in b.weight_device().iter().flatten().enumerate() {
         let field = format!("blockIO.weightDevice[{i}]");
-        if d.leaf_weight().is_some() {
+        if weight(d.leaf_weight()).is_some() {
             return Err(unsupported(&field, "cgroup2 has no leaf weights"));
         }
-        if let Some(w) = d.weight() {
+        if let Some(w) = weight(d.weight()) {
             let (file, w) = if bfq {
                 ("io.bfq.weight", u64::from(w))
             } else {

@@ -704,6 +704,16 @@ fn burst_idle_oom_killer_unified_and_block_io() {
         );
     }
     assert!(b.residue().is_empty(), "{:?}", b.residue());
+    // Weight 0 means "not set", as runc reads it: dockerd sends it for every
+    // container. Create succeeds on any host and leaves the kernel's weight.
+    let zero = json!({"weight": 0, "leafWeight": 0,
+        "weightDevice": [{"major": 7, "minor": 0, "weight": 0, "leafWeight": 0}]});
+    let b = cg_bundle(&["true"], json!({ "blockIO": zero }));
+    let bundle = b.dir.to_str().unwrap().to_owned();
+    let out = b.berth(&["create", "--bundle", &bundle, "w0"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    b.berth(&["delete", "--force", "w0"]).ok();
+    assert!(b.residue().is_empty(), "{:?}", b.residue());
 }
 
 #[test]
