@@ -72,6 +72,101 @@ pub enum Command {
     Ps(PsArgs),
     /// Print a container's resource usage and OOM events as JSON lines
     Events(EventsArgs),
+    /// NVIDIA GPUs on this host: info, CDI specs
+    Gpu(GpuArgs),
+    /// Built-in hooks (`hook nvidia prestart` is nvidia-container-runtime-hook)
+    Hook(HookArgs),
+}
+
+/// Where GPUs come from, for create and run.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GpuFlags {
+    /// Give the container NVIDIA GPUs: all, a count N, device=0,2, or GPU-<uuid>
+    #[arg(long, value_name = "GPUS")]
+    pub gpus: Option<String>,
+    /// Give the container a CDI device (vendor.com/class=name), repeatable
+    #[arg(long = "device", value_name = "CDI_NAME")]
+    pub cdi_devices: Vec<String>,
+    /// Directory of CDI specs (default: /etc/cdi and /var/run/cdi), repeatable
+    #[arg(long = "cdi-spec-dir", value_name = "DIR")]
+    pub cdi_spec_dirs: Vec<PathBuf>,
+    /// Root of the NVIDIA driver's files (default: $BERTH_NVIDIA_ROOT or /)
+    #[arg(long, value_name = "DIR")]
+    pub nvidia_root: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct GpuArgs {
+    #[command(subcommand)]
+    pub command: GpuCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GpuCommand {
+    /// Print the driver and GPUs berth finds
+    Info {
+        /// Root of the NVIDIA driver's files
+        #[arg(long, value_name = "DIR")]
+        nvidia_root: Option<PathBuf>,
+        /// table (text) or json
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Container Device Interface specs
+    Cdi {
+        #[command(subcommand)]
+        command: CdiCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CdiCommand {
+    /// Write a CDI spec (kind nvidia.com/gpu) for this host's driver and GPUs
+    Generate {
+        /// Root of the NVIDIA driver's files
+        #[arg(long, value_name = "DIR")]
+        nvidia_root: Option<PathBuf>,
+        /// Write to FILE instead of standard output
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct HookArgs {
+    #[command(subcommand)]
+    pub command: HookCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HookCommand {
+    /// The NVIDIA prestart hook (state on stdin)
+    Nvidia {
+        /// prestart injects; finish makes CDI's links and ld cache; poststart and
+        /// poststop do nothing
+        #[arg(value_enum)]
+        stage: HookStage,
+        /// Root of the NVIDIA driver's files
+        #[arg(long, value_name = "DIR")]
+        nvidia_root: Option<PathBuf>,
+        /// finish: make symlink LINK pointing to TARGET (TARGET::LINK)
+        #[arg(long = "link", value_name = "TARGET::LINK")]
+        links: Vec<String>,
+        /// finish: add a 64-bit library to the ld cache (SONAME::PATH)
+        #[arg(long = "lib", value_name = "SONAME::PATH")]
+        libs: Vec<String>,
+        /// finish: add a 32-bit library to the ld cache (SONAME::PATH)
+        #[arg(long = "lib32", value_name = "SONAME::PATH")]
+        libs32: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HookStage {
+    Prestart,
+    Finish,
+    Poststart,
+    Poststop,
 }
 
 #[derive(Args, Debug)]
@@ -100,6 +195,8 @@ pub struct CreateArgs {
     /// Pass N extra descriptors (from 3) to the container
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: i32,
+    #[command(flatten)]
+    pub gpu: GpuFlags,
     /// Container id
     pub id: String,
 }

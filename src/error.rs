@@ -3,6 +3,7 @@
 
 use crate::cgroups::CgroupError;
 use crate::config::ConfigError;
+use crate::hooks::nvidia::NvidiaError;
 use crate::hooks::HookError;
 use crate::init::InitError;
 use crate::seccomp::SeccompError;
@@ -25,6 +26,8 @@ pub enum Error {
     Seccomp(#[from] SeccompError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Nvidia(#[from] NvidiaError),
     #[error("{what}: {source}")]
     Io {
         what: String,

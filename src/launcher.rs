@@ -15,6 +15,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use crate::cgroups::{self, Cgroup};
 use crate::config::{self, Bundle};
 use crate::error::{Error, ResultExt};
+use crate::hooks::nvidia::{self, create as gpu};
 use crate::hooks::{self, HookKind};
 use crate::init::{self, namespaces, InitArgs};
 use crate::state::{self, ContainerDir, Record, Status, Store};
@@ -33,6 +34,8 @@ pub struct CreateOpts {
     pub preserve_fds: i32,
     /// `run` in the foreground relays a terminal itself when no socket is given.
     pub tty_relay: bool,
+    /// --gpus, CDI devices and the driver root.
+    pub gpu: crate::cli::GpuFlags,
 }
 
 /// A container that create has set up: blocked before exec, waiting for start.
@@ -69,7 +72,9 @@ impl Drop for Cleanup {
 /// Loads the bundle and creates the container.
 pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
     config::validate_id(&opts.id)?;
-    let bundle = config::load(&opts.bundle)?;
+    let bundle = gpu::edit_config(config::load(&opts.bundle)?, &opts.gpu)?;
+    // GPUs asked for in the env are planned (and refused) before any side effect.
+    let gpu_plan = gpu::plan(&bundle, &opts.gpu)?;
     let terminal = bundle
         .spec
         .process()
@@ -136,7 +141,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
     };
     // The cgroup, with its limits, exists before the first process: recorded at
     // once, so `delete --force` finds it even if this berth is killed.
-    let cgroup = make_cgroup(&bundle, opts)?;
+    let cgroup = make_cgroup(&bundle, opts, gpu_plan.as_ref())?;
     record.cgroup = cgroup.clone();
     cleanup.cgroup = Some(cgroup);
     dir.write(&record)?;
@@ -189,6 +194,11 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
     // From here `delete --force` can find and kill init if this berth is killed.
     dir.write(&record)?;
     parent.expect_exactly("RunHooks", Msg::RunHooks)?;
+    if let Some(plan) = &gpu_plan {
+        // Where the toolkit's prestart hook would run: in init's mount namespace,
+        // on the rootfs before pivot_root.
+        nvidia::inject::enter_and_inject(plan, init_pid, &bundle.rootfs)?;
+    }
     let hook_state = record.hook_state(Status::Creating);
     let hook_list = bundle.spec.hooks().as_ref();
     hooks::run_all(
@@ -245,7 +255,11 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
 
 /// Makes the container's cgroup from linux.cgroupsPath and linux.resources; the
 /// nodes of linux.devices are allowed besides the resource rules.
-fn make_cgroup(bundle: &Bundle, opts: &CreateOpts) -> Result<Cgroup, Error> {
+fn make_cgroup(
+    bundle: &Bundle,
+    opts: &CreateOpts,
+    gpu: Option<&nvidia::Plan>,
+) -> Result<Cgroup, Error> {
     let linux = bundle.spec.linux().as_ref();
     let wanted = cgroups::path::resolve(
         linux.and_then(|l| l.cgroups_path().as_deref()),
@@ -260,6 +274,7 @@ fn make_cgroup(bundle: &Bundle, opts: &CreateOpts) -> Result<Cgroup, Error> {
             let kind = if d.typ().as_str() == "b" { 'b' } else { 'c' };
             cgroups::devices::Rule::allow(kind, d.major(), Some(d.minor()), "rwm")
         })
+        .chain(gpu.map(|p| p.device_rules()).unwrap_or_default())
         .collect();
     let layout = cgroups::Layout::detect()?;
     crate::logging::debug(&format!("cgroup layout: {}", layout.mode()));

@@ -33,7 +33,7 @@ fn main() {
 }
 
 fn real_main() -> i32 {
-    let args = normalize_args(std::env::args_os().collect());
+    let args = hook_alias(normalize_args(std::env::args_os().collect()));
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -72,6 +72,33 @@ fn real_main() -> i32 {
             1
         }
     }
+}
+
+/// Invoked as `nvidia-container-runtime-hook [flags] STAGE` (a symlink to berth,
+/// where dockerd and engines look for the NVIDIA toolkit's hook): the same as
+/// `berth hook nvidia STAGE`. The toolkit's own flags (`-config`, `-debug`) are
+/// accepted and ignored.
+fn hook_alias(args: Vec<OsString>) -> Vec<OsString> {
+    let name = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name != "nvidia-container-runtime-hook" && name != "nvidia-container-toolkit" {
+        return args;
+    }
+    let stage = args
+        .iter()
+        .skip(1)
+        .rev()
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .cloned()
+        .unwrap_or_else(|| OsString::from("prestart"));
+    ["berth", "hook", "nvidia"]
+        .iter()
+        .map(OsString::from)
+        .chain(std::iter::once(stage))
+        .collect()
 }
 
 /// Rewrites single-dash long flags (`-no-subreaper`, `-pid-file=F`) to the double-

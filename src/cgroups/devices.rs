@@ -36,7 +36,7 @@ impl Rule {
     }
 
     /// The v1 file syntax: "c 1:3 rwm", "a *:* rwm".
-    fn v1_line(&self) -> String {
+    pub fn v1_line(&self) -> String {
         let n = |v: Option<i64>| v.map_or("*".to_string(), |v| v.to_string());
         if self.kind == 'a' {
             return "a".into();

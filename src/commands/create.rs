@@ -25,5 +25,6 @@ pub fn opts(args: &CreateArgs, systemd_cgroup: bool) -> CreateOpts {
         no_pivot: args.no_pivot,
         preserve_fds: args.preserve_fds.max(0) + listen.max(0),
         tty_relay: false,
+        gpu: args.gpu.clone(),
     }
 }

@@ -6,6 +6,8 @@ mod delete;
 mod events;
 mod exec;
 mod features;
+mod gpu;
+mod hook;
 mod kill;
 mod list;
 mod pause;
@@ -38,6 +40,8 @@ pub fn dispatch(cli: &Cli, cmd: &Command) -> Result<i32, Error> {
         Command::Pause(a) => pause::run(&store, &a.id, true),
         Command::Resume(a) => pause::run(&store, &a.id, false),
         Command::Ps(a) => ps::run(&store, a),
+        Command::Gpu(a) => gpu::run(a),
+        Command::Hook(a) => hook::run(&a.command),
         Command::Events(a) => events::run(&store, a),
     }
 }

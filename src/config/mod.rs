@@ -79,6 +79,19 @@ pub fn load(bundle: &Path) -> Result<Bundle, ConfigError> {
     })
 }
 
+/// The bundle with its config replaced by `raw` (edited by berth itself: GPUs,
+/// CDI devices), parsed and validated again.
+pub fn reparse(bundle: Bundle, raw: Vec<u8>) -> Result<Bundle, ConfigError> {
+    let spec = parse(&raw)?;
+    let namespaces = validate::validate(&spec)?;
+    Ok(Bundle {
+        spec,
+        raw,
+        namespaces,
+        ..bundle
+    })
+}
+
 /// Reads a file of at most MAX_CONFIG_BYTES.
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, ConfigError> {
     use std::io::Read;

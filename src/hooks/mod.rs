@@ -1,6 +1,8 @@
 //! Runs OCI hooks: each with the container state JSON on stdin, its own args and env,
 //! a timeout after which it is killed, and its output captured for the error message.
 
+pub mod nvidia;
+
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;

@@ -9,6 +9,7 @@ mod common;
 mod console;
 mod errors;
 mod exec;
+mod gpu;
 mod hooks;
 mod lifecycle;
 mod mounts;
