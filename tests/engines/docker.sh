@@ -32,8 +32,20 @@ add=()
 for spec in "$@"; do
   [ "${spec%%=*}" = runc ] || add+=(--add-runtime "$spec")
 done
+# GPUs: a fake NVIDIA driver root, and berth as nvidia-container-runtime-hook on
+# dockerd's PATH (dockerd registers --gpus only when it finds that binary, and
+# gives the hook its own environment: BERTH_NVIDIA_ROOT names the driver root).
+berth_bin=
+for spec in "$@"; do
+  [ "${spec%%=*}" = berth ] && berth_bin=${spec#*=}
+done
+if [ -n "$berth_bin" ]; then
+  bash "$here/../gpu/make-fake-driver" "$T/nvidia" >/dev/null
+  mkdir -p "$T/bin"
+  ln -s "$berth_bin" "$T/bin/nvidia-container-runtime-hook"
+fi
 echo '{}' > "$T/daemon.json"
-dockerd --config-file "$T/daemon.json" --data-root "$T/data" --exec-root "$T/exec" \
+PATH=$T/bin:$PATH BERTH_NVIDIA_ROOT=$T/nvidia dockerd --config-file "$T/daemon.json" --data-root "$T/data" --exec-root "$T/exec" \
   --pidfile "$T/dockerd.pid" -H "$DOCKER_HOST" --bridge=none --iptables=false --ip6tables=false \
   --ip-masq=false --userland-proxy=false --storage-driver vfs \
   --exec-opt native.cgroupdriver=cgroupfs "${add[@]}" > "$T/dockerd.log" 2>&1 &
@@ -200,6 +212,24 @@ for spec in "$@"; do
     [ "$code" = 0 ] || { echo "exit code $code, wanted 0 (TERM honoured)"; return 1; }
   }
   scenario "stop: TERM honoured (exit 0)" "$RT" stop_term
+
+  gpus_all() {
+    [ -n "$berth_bin" ] || { echo "needs berth as the hook"; return 1; }
+    local out
+    out=$("${RUN[@]}" --rm --gpus all "$IMG" nvidia-smi)
+    expect "$out" "GPU 0: /dev/nvidia0 195:0 allowed" && expect "$out" "GPU 1: /dev/nvidia1 195:1 allowed" &&
+      expect "$out" "CUDA Version: 12.2"
+  }
+  scenario "--gpus all: nvidia-smi (fake driver)" "$RT" gpus_all
+
+  gpus_one() {
+    [ -n "$berth_bin" ] || { echo "needs berth as the hook"; return 1; }
+    local out
+    out=$("${RUN[@]}" --rm --gpus '"device=1"' "$IMG" sh -c 'nvidia-smi; ls /dev')
+    expect "$out" "GPU 1: /dev/nvidia1 195:1 allowed" || return 1
+    case "$out" in *"GPU 0:"* | *"nvidia0"*) echo "GPU 0 was given: $out"; return 1 ;; esac
+  }
+  scenario "--gpus '\"device=1\"'" "$RT" gpus_one
 
   stop_kill() {
     "${RUN[@]}" -d --name "$RT-k" "$IMG" sh -c 'trap "" TERM; while :; do sleep 0.1; done' >/dev/null
