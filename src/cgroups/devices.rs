@@ -282,7 +282,6 @@ fn bpf_err(what: &str, dir: &Path) -> CgroupError {
 /// Loads the program and attaches it to the cgroup2 directory `dir`.
 pub fn attach(dir: &Path, prog: &[[u8; 8]]) -> Result<(), CgroupError> {
     let license = c"Apache";
-    let mut log = vec![0u8; 4096];
     let mut name = [0u8; 16];
     name[..5].copy_from_slice(b"berth");
     let attr = ProgLoad {
@@ -290,14 +289,16 @@ pub fn attach(dir: &Path, prog: &[[u8; 8]]) -> Result<(), CgroupError> {
         insn_cnt: prog.len() as u32,
         insns: prog.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
+        // No verifier log: a log buffer the program's log outgrows fails the
+        // load with ENOSPC (long rule lists, such as a GPU's nodes, do).
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
         prog_name: name,
         ..Default::default()
     };
-    // SAFETY: attr points to a live, fully initialised bpf_attr prefix; insns,
-    // license and log_buf point to buffers that outlive the call.
+    // SAFETY: attr points to a live, fully initialised bpf_attr prefix; insns
+    // and license point to buffers that outlive the call.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_bpf,

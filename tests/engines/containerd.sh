@@ -6,15 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-[ $# -gt 0 ] || { echo "usage: $0 NAME=BINARY..." >&2; exit 2; }
-
-install_packages containerd
-
-ENGINE_TMP=$(mktemp -d /tmp/berth-containerd.XXXXXX)
-RESULTS=$ENGINE_TMP/results
-: > "$RESULTS"
-snapshot
-T=$ENGINE_TMP
+begin containerd containerd "$@"
 SOCK=$T/containerd.sock
 NS=berthtest
 IMG=docker.io/library/busybox:berth

@@ -7,15 +7,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-[ $# -gt 0 ] || { echo "usage: $0 NAME=BINARY..." >&2; exit 2; }
-
-install_packages docker.io
-
-ENGINE_TMP=$(mktemp -d /tmp/berth-docker.XXXXXX)
-RESULTS=$ENGINE_TMP/results
-: > "$RESULTS"
-snapshot
-T=$ENGINE_TMP
+begin docker docker.io "$@"
 export DOCKER_HOST=unix://$T/docker.sock DOCKER_CONFIG=$T/client
 DOCKER=/usr/bin/docker # Debian's client, whatever else is first on PATH
 
@@ -100,23 +92,11 @@ for spec in "$@"; do
   }
   scenario "runtime's own state agrees" "$RT" runtime_state
 
-  exec_() {
-    local out rc=0
-    out=$(d exec "$RT-d" sh -c 'cat /proc/1/cmdline | tr "\0" " "; exit 4') || rc=$?
-    [ $rc = 4 ] || { echo "exit status $rc, wanted 4"; return 1; }
-    expect "$out" "sleep 1000"
-  }
-  scenario "exec: output, status, pid ns" "$RT" exec_
-
-  exec_it() {
-    local out
-    out=$(script -qec "$DOCKER exec -it $RT-d tty" /dev/null)
-    expect "$out" "/dev/pts/"
-  }
-  scenario "exec -it: a terminal" "$RT" exec_it
-
-  top() { expect "$(d top "$RT-d")" "sleep 1000"; }
-  scenario "top" "$RT" top
+  ENGINE=("$DOCKER")
+  C=$RT-d
+  scenario "exec: output, status, pid ns" "$RT" cli_exec
+  scenario "exec -it: a terminal" "$RT" cli_exec_tty
+  scenario "top" "$RT" cli_top
 
   stats() {
     local out
@@ -203,15 +183,17 @@ for spec in "$@"; do
   }
   scenario "--tmpfs" "$RT" tmpfs
 
-  stop_term() {
-    "${RUN[@]}" -d --name "$RT-t" "$IMG" sh -c 'trap "exit 0" TERM; while :; do sleep 0.1; done' >/dev/null
-    d stop -t 10 "$RT-t" >/dev/null
+  # stop_case NAME TRAP TIMEOUT WANT: a container whose shell runs TRAP on TERM
+  # is stopped with `docker stop -t TIMEOUT`; its exit code must be WANT.
+  stop_case() {
+    "${RUN[@]}" -d --name "$RT-$1" "$IMG" sh -c "trap '$2' TERM; while :; do sleep 0.1; done" >/dev/null
+    d stop -t "$3" "$RT-$1" >/dev/null
     local code
-    code=$(d inspect -f '{{.State.ExitCode}}' "$RT-t")
-    d rm "$RT-t" >/dev/null
-    [ "$code" = 0 ] || { echo "exit code $code, wanted 0 (TERM honoured)"; return 1; }
+    code=$(d inspect -f '{{.State.ExitCode}}' "$RT-$1")
+    d rm "$RT-$1" >/dev/null
+    [ "$code" = "$4" ] || { echo "exit code $code, wanted $4"; return 1; }
   }
-  scenario "stop: TERM honoured (exit 0)" "$RT" stop_term
+  scenario "stop: TERM honoured (exit 0)" "$RT" stop_case t "exit 0" 10 0
 
   gpus_all() {
     [ -n "$berth_bin" ] || { echo "needs berth as the hook"; return 1; }
@@ -231,15 +213,7 @@ for spec in "$@"; do
   }
   scenario "--gpus '\"device=1\"'" "$RT" gpus_one
 
-  stop_kill() {
-    "${RUN[@]}" -d --name "$RT-k" "$IMG" sh -c 'trap "" TERM; while :; do sleep 0.1; done' >/dev/null
-    d stop -t 1 "$RT-k" >/dev/null
-    local code
-    code=$(d inspect -f '{{.State.ExitCode}}' "$RT-k")
-    d rm "$RT-k" >/dev/null
-    [ "$code" = 137 ] || { echo "exit code $code, wanted 137 (KILL after TERM)"; return 1; }
-  }
-  scenario "stop: TERM ignored, then KILL (137)" "$RT" stop_kill
+  scenario "stop: TERM ignored, then KILL (137)" "$RT" stop_case k "" 1 137
 done
 
 print_table "dockerd $(dockerd --version | awk '{print $3}' | tr -d ,) with --add-runtime"

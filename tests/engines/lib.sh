@@ -28,6 +28,38 @@ install_packages() {
   [ $guard = 0 ] || rm -f /usr/sbin/policy-rc.d
 }
 
+# begin NAME PACKAGE NAME=BINARY...: checks the arguments, installs PACKAGE,
+# makes the test's own directory ($T) and results file, and snapshots the host.
+begin() {
+  local name=$1 pkg=$2
+  shift 2
+  [ $# -gt 0 ] || { echo "usage: $0 NAME=BINARY..." >&2; exit 2; }
+  install_packages "$pkg"
+  ENGINE_TMP=$(mktemp -d "/tmp/berth-$name.XXXXXX")
+  RESULTS=$ENGINE_TMP/results
+  : > "$RESULTS"
+  snapshot
+  T=$ENGINE_TMP
+}
+
+# Scenarios docker and podman share (podman's CLI is docker's): ENGINE holds the
+# engine's command line up to the verb, C names a running container whose PID 1
+# is `sleep 1000`.
+cli_exec() {
+  local out rc=0
+  out=$("${ENGINE[@]}" exec "$C" sh -c 'cat /proc/1/cmdline | tr "\0" " "; exit 4') || rc=$?
+  [ $rc = 4 ] || { echo "exit status $rc, wanted 4: $out"; return 1; }
+  expect "$out" "sleep 1000"
+}
+
+cli_exec_tty() {
+  local out
+  out=$(script -qec "${ENGINE[*]} exec -it $C tty" /dev/null)
+  expect "$out" "/dev/pts/"
+}
+
+cli_top() { expect "$("${ENGINE[@]}" top "$C")" "sleep 1000"; }
+
 # A busybox rootfs (every applet linked; root and uid 1000 known) as a tarball.
 make_rootfs_tar() {
   local out=$1 dir

@@ -8,15 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-[ $# -gt 0 ] || { echo "usage: $0 NAME=BINARY..." >&2; exit 2; }
-
-install_packages podman
-
-ENGINE_TMP=$(mktemp -d /tmp/berth-podman.XXXXXX)
-RESULTS=$ENGINE_TMP/results
-: > "$RESULTS"
-snapshot
-T=$ENGINE_TMP
+begin podman podman "$@"
 
 cleanup() {
   p rm -af -t 0 >/dev/null 2>&1 || true
@@ -100,23 +92,11 @@ for spec in "$@"; do
   }
   scenario "runtime's own state agrees" "$RT" runtime_state
 
-  exec_() {
-    local out rc=0
-    out=$(p exec "$RT-d" sh -c 'cat /proc/1/cmdline | tr "\0" " "; exit 4') || rc=$?
-    [ $rc = 4 ] || { echo "exit status $rc, wanted 4: $out"; return 1; }
-    expect "$out" "sleep 1000"
-  }
-  scenario "exec: output, status, pid ns" "$RT" exec_
-
-  exec_it() {
-    local out
-    out=$(script -qec "podman --runtime $BIN exec -it $RT-d tty" /dev/null)
-    expect "$out" "/dev/pts/"
-  }
-  scenario "exec -it: a terminal" "$RT" exec_it
-
-  ps_() { expect "$(p top "$RT-d")" "sleep 1000"; }
-  scenario "top" "$RT" ps_
+  ENGINE=(podman --runtime "$BIN")
+  C=$RT-d
+  scenario "exec: output, status, pid ns" "$RT" cli_exec
+  scenario "exec -it: a terminal" "$RT" cli_exec_tty
+  scenario "top" "$RT" cli_top
 
   stop() {
     p stop -t 1 "$RT-d" >/dev/null

@@ -176,6 +176,24 @@ fn visible_devices_select_gpus() {
     let o = out.ok();
     assert!(!o.contains("node /dev/nvidia"), "{o}");
     assert!(o.contains("dlopen: libcuda.so.1"), "{o}");
+    // A CUDA image's own NVIDIA_VISIBLE_DEVICES=all on a host with no driver (this
+    // one, at /): it runs without GPUs, as under runc.
+    if !Path::new("/proc/driver/nvidia/version").exists() {
+        let mut b = gpu_bundle(PROBE);
+        b.edit(|c| {
+            c["process"]["env"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("NVIDIA_VISIBLE_DEVICES=all"))
+        });
+        let out = b
+            .cmd(&["run", "--bundle", b.dir.to_str().unwrap(), "cuda-image"])
+            .env_remove("BERTH_NVIDIA_ROOT")
+            .output()
+            .unwrap();
+        let out: Out = out.into();
+        assert!(!out.ok().contains("node /dev/nvidia"), "{}", out.stdout);
+    }
 }
 
 #[test]

@@ -65,13 +65,24 @@ pub fn edit_config(bundle: Bundle, flags: &GpuFlags) -> Result<Bundle, Error> {
 }
 
 /// The built-in injection for this config, if its env asks for GPUs and no
-/// NVIDIA prestart hook will do it.
+/// NVIDIA prestart hook will do it. CUDA images carry NVIDIA_VISIBLE_DEVICES=all
+/// in their own env: on a host with no driver at all they run without GPUs, as
+/// under runc, unless GPUs were asked for explicitly (--gpus, a driver root).
 pub fn plan(bundle: &Bundle, flags: &GpuFlags) -> Result<Option<Plan>, Error> {
     if has_hook(&bundle.spec) {
         return Ok(None);
     }
-    Ok(plan_for(
-        &bundle.spec,
-        &driver_root(flags.nvidia_root.as_deref()),
-    )?)
+    let explicit = flags.gpus.is_some()
+        || flags.nvidia_root.is_some()
+        || std::env::var_os("BERTH_NVIDIA_ROOT").is_some_and(|v| !v.is_empty());
+    match plan_for(&bundle.spec, &driver_root(flags.nvidia_root.as_deref())) {
+        Err(NvidiaError::NoDriver { root, why }) if !explicit => {
+            crate::logging::debug(&format!(
+                "NVIDIA_VISIBLE_DEVICES is set but there is no driver under {} ({why}): no GPUs",
+                root.display()
+            ));
+            Ok(None)
+        }
+        other => Ok(other?),
+    }
 }
