@@ -180,6 +180,7 @@ pub fn start(store: &Store, opts: &ExecOpts) -> Result<Started, Error> {
         })
         .inspect_err(|_| kill(first))?;
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+    crate::fault::point("exec");
     // The process execs, closing its end, or reports why it could not.
     match parent.recv() {
         Err(SyncError::Closed) => {}

@@ -145,6 +145,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
     record.cgroup = cgroup.clone();
     cleanup.cgroup = Some(cgroup);
     dir.write(&record)?;
+    crate::fault::point("after-cgroup");
     let (parent, child) = sync::pair()?;
     let cloned = namespaces::clone_flags(&bundle.namespaces);
     let forks = namespaces::forks_init(&bundle.namespaces, cloned);
@@ -170,6 +171,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
     // and every create-time hook's view of it, is inside.
     record.cgroup.join(first)?;
     parent.send(&Msg::CgroupJoined)?;
+    crate::fault::point("after-clone");
     drop(child);
     drop(fifo);
     drop(console);
@@ -231,6 +233,7 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
     parent.expect_exactly("Ready", Msg::Ready)?;
     record.status = Status::Created;
     dir.write(&record)?;
+    crate::fault::point("before-pid-file");
     if let Some(pid_file) = &opts.pid_file {
         let path =
             std::path::absolute(pid_file).with(|| format!("--pid-file {}", pid_file.display()))?;

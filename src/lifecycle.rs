@@ -49,6 +49,7 @@ pub fn start(dir: &ContainerDir, rec: &Record) -> Result<(), Error> {
     };
     f.write_all(b"0")
         .with(|| format!("write {}", fifo.display()))?;
+    crate::fault::point("start");
     drop(f);
     let _ = std::fs::remove_file(&fifo);
     let spec = saved_spec(dir)?;
@@ -180,6 +181,7 @@ pub fn destroy(dir: ContainerDir, rec: Option<&Record>, poststop: bool) -> Resul
     if let Some(rec) = rec {
         kill_cgroup(rec)?;
         kill_and_wait(rec)?;
+        crate::fault::point("delete");
     }
     if let (Some(rec), true, Ok(spec)) = (rec, poststop, saved_spec(&dir)) {
         let state = rec.hook_state(Status::Stopped);

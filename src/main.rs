@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod error;
 mod exec;
+mod fault;
 mod hooks;
 mod init;
 mod launcher;

@@ -284,7 +284,7 @@ impl ContainerDir {
         if rec.pid <= 0 || !process_alive(rec.pid, rec.pid_start) {
             return Status::Stopped;
         }
-        if self.fifo_path().exists() {
+        if self.fifo_path().exists() && holds(rec.pid, &self.fifo_path()) {
             Status::Created
         } else if !rec.cgroup.dirs.is_empty() && rec.cgroup.is_frozen().unwrap_or(false) {
             Status::Paused
@@ -300,6 +300,18 @@ impl ContainerDir {
             _ => Ok(()),
         }
     }
+}
+
+/// Whether process `pid` has `path` open: init holds exec.fifo until its execve
+/// (close-on-exec), so a fifo left behind by a `start` that was killed after
+/// letting init go does not make a running container look created.
+fn holds(pid: i32, path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == path))
 }
 
 /// flock(2) on a descriptor we keep open (nix only offers an owning wrapper).

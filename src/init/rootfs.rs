@@ -56,6 +56,9 @@ pub fn prepare(bundle: &Bundle) -> Result<OwnedFd, InitError> {
         .is_private(oci_spec::runtime::LinuxNamespaceType::User);
     let mut dev_is_bind = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if i == 1 {
+            crate::fault::stall_at("mounts");
+        }
         let plan =
             MountPlan::parse(m).map_err(|e| InitError::Config(format!("mounts[{i}]: {e}")))?;
         if plan.destination == Path::new("/dev") && matches!(plan.kind, MountKind::Bind { .. }) {
