@@ -4,24 +4,7 @@
 //! flags), re-executes from a sealed binary for commands that enter a container,
 //! runs the command and reports any error as one line, exit status 1.
 
-mod cgroups;
-mod cli;
-mod commands;
-mod config;
-mod error;
-mod exec;
-mod fault;
-mod hooks;
-mod init;
-mod launcher;
-mod lifecycle;
-mod logging;
-mod seal;
-mod seccomp;
-mod state;
-mod sync;
-mod syscall;
-mod tty;
+use berth::{cli, commands, logging, seal, state};
 
 use std::ffi::OsString;
 

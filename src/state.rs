@@ -31,6 +31,8 @@ pub enum StateError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("{path}: corrupt state: {what}")]
+    Invalid { path: PathBuf, what: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -80,6 +82,75 @@ pub struct Record {
     /// The container's cgroup directories (made by create, removed by delete).
     #[serde(default)]
     pub cgroup: crate::cgroups::Cgroup,
+}
+
+/// Why a state file was refused.
+#[derive(Debug)]
+pub enum RecordError {
+    Json(serde_json::Error),
+    Invalid(String),
+}
+
+/// The mount points of this host's cgroup filesystems.
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            (fstype == "cgroup" || fstype == "cgroup2")
+                .then(|| pre.split(' ').nth(4).map(PathBuf::from))
+                .flatten()
+        })
+        .collect()
+}
+
+/// Parses state.json for the container `id` and checks what later commands act
+/// on, since delete removes and writes what the file names: the id is the
+/// directory's, the pid is not negative, and every cgroup directory is a plain
+/// absolute path strictly inside one of `cgroup_mounts`, with no more created
+/// components than it has.
+pub fn parse_record(
+    raw: &[u8],
+    id: &str,
+    cgroup_mounts: &[PathBuf],
+) -> Result<Record, RecordError> {
+    let rec: Record = serde_json::from_slice(raw).map_err(RecordError::Json)?;
+    let bad = |what: String| Err(RecordError::Invalid(what));
+    if rec.id != id {
+        return bad(format!("id {:?} is not the directory's {id:?}", rec.id));
+    }
+    if rec.pid < 0 {
+        return bad(format!("pid {} is negative", rec.pid));
+    }
+    for d in &rec.cgroup.dirs {
+        let plain = d.path.is_absolute()
+            && d.path.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            });
+        let Some(mount) = cgroup_mounts
+            .iter()
+            .find(|m| d.path.starts_with(m) && d.path != **m)
+        else {
+            return bad(format!(
+                "cgroup {} is not inside a cgroup mount",
+                d.path.display()
+            ));
+        };
+        let inside = d
+            .path
+            .strip_prefix(mount)
+            .map(|r| r.components().count())
+            .unwrap_or(0);
+        if !plain || d.created > inside {
+            return bad(format!("cgroup {} is not a plain path", d.path.display()));
+        }
+    }
+    Ok(rec)
 }
 
 /// The OCI state document, as `state` prints it and hooks read it.
@@ -255,10 +326,18 @@ impl ContainerDir {
     /// Reads state.json; None when create died before writing it.
     pub fn read(&self) -> Result<Option<Record>, StateError> {
         let path = self.state_path();
+        let id = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
+            Ok(b) => parse_record(&b, &id, &cgroup_mounts())
                 .map(Some)
-                .map_err(|source| StateError::Corrupt { path, source }),
+                .map_err(|e| match e {
+                    RecordError::Json(source) => StateError::Corrupt { path, source },
+                    RecordError::Invalid(what) => StateError::Invalid { path, what },
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(&path)(e)),
         }
@@ -354,6 +433,45 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(id: &str, cgroup: &str, created: usize) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "id": id, "pid": 1, "pid_start": 0, "status": "created", "bundle": "/b",
+            "rootfs": "/b/rootfs", "created": "now",
+            "cgroup": {"dirs": [{"path": cgroup, "controllers": ["pids"], "v2": false,
+                "created": created}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn state_files_cannot_point_delete_elsewhere() {
+        let mounts = [PathBuf::from("/sys/fs/cgroup/pids")];
+        let ok = |raw: Vec<u8>| parse_record(&raw, "c1", &mounts);
+        assert!(ok(record("c1", "/sys/fs/cgroup/pids/berth/c1", 2)).is_ok());
+        for (raw, why) in [
+            (
+                record("c2", "/sys/fs/cgroup/pids/berth/c1", 2),
+                "not the directory's",
+            ),
+            (record("c1", "/etc", 1), "not inside a cgroup mount"),
+            (
+                record("c1", "/sys/fs/cgroup/pids", 0),
+                "not inside a cgroup mount",
+            ),
+            (
+                record("c1", "/sys/fs/cgroup/pids/../../../etc", 1),
+                "not a plain path",
+            ),
+            (record("c1", "/sys/fs/cgroup/pids/a", 2), "not a plain path"),
+        ] {
+            match ok(raw) {
+                Err(RecordError::Invalid(w)) => assert!(w.contains(why), "{w}"),
+                other => panic!("{why}: {other:?}"),
+            }
+        }
+        assert!(matches!(ok(b"{".to_vec()), Err(RecordError::Json(_))));
+    }
 
     #[test]
     fn create_open_write_read_remove() {

@@ -1,7 +1,7 @@
 //! Loads a bundle's config.json into an `oci_spec` Spec, naming the JSON field of any
 //! parse error, then validates it (see `validate`) before anything is created.
 
-mod validate;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 

@@ -146,7 +146,10 @@ fn bad_configs() {
             Box::new(|c| c["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 1}})),
         ),
         // Wrong types and missing sections.
-        ("ociVersion: invalid type", Box::new(|c| c["ociVersion"] = json!(1))),
+        (
+            "ociVersion: invalid type",
+            Box::new(|c| c["ociVersion"] = json!(1)),
+        ),
         (
             "process: is required",
             Box::new(|c| {
@@ -163,7 +166,10 @@ fn bad_configs() {
             "linux.namespaces: invalid type",
             Box::new(|c| c["linux"]["namespaces"] = json!({"type": "pid"})),
         ),
-        ("mounts: invalid type", Box::new(|c| c["mounts"] = json!("x"))),
+        (
+            "mounts: invalid type",
+            Box::new(|c| c["mounts"] = json!("x")),
+        ),
         (
             "process.env: invalid type",
             Box::new(|c| c["process"]["env"] = json!("PATH=/bin")),
@@ -172,7 +178,10 @@ fn bad_configs() {
             "linux.resources.memory.limit: invalid type",
             Box::new(|c| c["linux"]["resources"] = json!({"memory": {"limit": "lots"}})),
         ),
-        ("annotations: invalid type", Box::new(|c| c["annotations"] = json!(["a"]))),
+        (
+            "annotations: invalid type",
+            Box::new(|c| c["annotations"] = json!(["a"])),
+        ),
         (
             "process.user.additionalGids[0]: invalid type",
             Box::new(|c| c["process"]["user"]["additionalGids"] = json!(["wheel"])),
@@ -262,7 +271,10 @@ fn bad_configs() {
         (
             "option \"bogusopt\" is not a bind mount option",
             Box::new(|c| {
-                c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/x",
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"destination": "/x",
                     "type": "bind", "source": "/etc/passwd", "options": ["bind", "bogusopt"]}))
             }),
         ),
