@@ -13,7 +13,7 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::common::*;
-use crate::serial;
+use crate::{execs_during_run, serial};
 
 fn file_digest(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
@@ -30,37 +30,7 @@ fn berth_cannot_be_overwritten_through_proc_exe_during_exec() {
         [ \"$p\" = /proc/$$ ] && continue; \
         if (echo pwned >> $p/exe) 2>/dev/null; then echo \"WROTE $p\"; fi; n=$((n+1)); done; done; echo tries $n";
     let b = Bundle::new(&["sh", "-c", attack]);
-    let bundle = b.dir.to_str().unwrap().to_owned();
-    let mut run = b.cmd(&["run", "--bundle", &bundle, "victim"]);
-    run.stdout(std::process::Stdio::piped());
-    let child = run.spawn().unwrap();
-    // Its output is read meanwhile: a full pipe must not stall the container.
-    let output = std::thread::spawn(move || child.wait_with_output().unwrap());
-    for _ in 0..500 {
-        if b.cmd(&["state", "victim"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let mut execs = 0;
-    while b
-        .cmd(&["state", "victim"])
-        .output()
-        .unwrap()
-        .status
-        .success()
-        && execs < 40
-    {
-        let _ = b.berth(&["exec", "victim", "true"]);
-        execs += 1;
-    }
-    let out = output.join().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (text, execs) = execs_during_run(&b, "victim", &["true"], 40);
     assert!(!text.contains("WROTE"), "{text}");
     assert!(text.contains("tries"), "{text}");
     assert!(execs >= 5, "only {execs} execs ran during the attack");
@@ -226,36 +196,7 @@ fn ptrace_of_berth_during_exec_fails() {
     let _s = serial();
     let b = Bundle::new(&["/ptracer", "4"]);
     install_helper(&b.rootfs(), "ptracer");
-    let bundle = b.dir.to_str().unwrap().to_owned();
-    let mut run = b.cmd(&["run", "--bundle", &bundle, "tracer"]);
-    run.stdout(std::process::Stdio::piped());
-    let child = run.spawn().unwrap();
-    let output = std::thread::spawn(move || child.wait_with_output().unwrap());
-    for _ in 0..500 {
-        if b.cmd(&["state", "tracer"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let mut execs = 0;
-    while b
-        .cmd(&["state", "tracer"])
-        .output()
-        .unwrap()
-        .status
-        .success()
-        && execs < 60
-    {
-        let _ = b.berth(&["exec", "tracer", "sleep", "0.05"]);
-        execs += 1;
-    }
-    let out = output.join().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (text, execs) = execs_during_run(&b, "tracer", &["sleep", "0.05"], 60);
     assert!(text.contains("tries"), "{text}");
     // The tracer can attach to what exec started once it is the user's program
     // (a control that the attack works at all) but never to berth's code.

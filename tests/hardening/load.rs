@@ -196,12 +196,7 @@ fn berth_and_init_hold_no_stray_descriptors() {
         });
     }
     let mut child = cmd.spawn().unwrap();
-    for _ in 0..500 {
-        if b.cmd(&["state", "fds"]).output().unwrap().status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    crate::wait_exists(&b, "fds");
     b.wait_status("fds", "running");
     // berth run, waiting for its container: stdio and nothing of the container's.
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
