@@ -269,16 +269,8 @@ fn make_cgroup(
         &opts.id,
         opts.systemd_cgroup,
     )?;
-    let extra: Vec<cgroups::devices::Rule> = linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-        .map(|d| {
-            let kind = if d.typ().as_str() == "b" { 'b' } else { 'c' };
-            cgroups::devices::Rule::allow(kind, d.major(), Some(d.minor()), "rwm")
-        })
-        .chain(gpu.map(|p| p.device_rules()).unwrap_or_default())
-        .collect();
+    let mut extra = cgroups::devices::node_rules(linux);
+    extra.extend(gpu.map(|p| p.device_rules()).unwrap_or_default());
     let layout = cgroups::Layout::detect()?;
     crate::logging::debug(&format!("cgroup layout: {}", layout.mode()));
     Ok(Cgroup::create(

@@ -106,6 +106,20 @@ pub fn defaults() -> Vec<Rule> {
     ]
 }
 
+/// Allow rules for the nodes of linux.devices (the container may use what it was
+/// given).
+pub fn node_rules(linux: Option<&oci_spec::runtime::Linux>) -> Vec<Rule> {
+    linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let kind = if d.typ().as_str() == "b" { 'b' } else { 'c' };
+            Rule::allow(kind, d.major(), Some(d.minor()), "rwm")
+        })
+        .collect()
+}
+
 /// Every rule, in the order they take effect.
 pub fn rules(r: Option<&LinuxResources>, extra: &[Rule]) -> Result<Vec<Rule>, CgroupError> {
     let mut out = Vec::new();
@@ -334,6 +348,107 @@ pub fn attach(dir: &Path, prog: &[[u8; 8]]) -> Result<(), CgroupError> {
     };
     if ret < 0 {
         return Err(bpf_err("attach the eBPF device program", dir));
+    }
+    Ok(())
+}
+
+/// `union bpf_attr` for BPF_PROG_QUERY.
+#[repr(C)]
+#[derive(Default)]
+struct ProgQuery {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    pad: u32,
+}
+
+/// `union bpf_attr` for BPF_PROG_GET_FD_BY_ID.
+#[repr(C)]
+#[derive(Default)]
+struct GetFdById {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_PROG_QUERY: libc::c_long = 16;
+
+/// Replaces the device programs attached to the cgroup2 directory `dir` by one
+/// running `prog` (attached before the old ones go, so the cgroup is never
+/// without one). Programs attached together must all allow an access, so a
+/// hook that adds devices to a running container's cgroup cannot just attach
+/// another: it replaces.
+pub fn replace(dir: &Path, prog: &[[u8; 8]]) -> Result<(), CgroupError> {
+    let cgroup = std::fs::File::open(dir).map_err(|source| CgroupError::Io {
+        what: format!("open {}", dir.display()),
+        source,
+    })?;
+    let mut ids = [0u32; 64];
+    let mut query = ProgQuery {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..Default::default()
+    };
+    // SAFETY: query is a valid bpf_attr prefix; prog_ids points to prog_cnt u32s
+    // that outlive the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &mut query as *mut ProgQuery,
+            std::mem::size_of::<ProgQuery>(),
+        )
+    };
+    if ret < 0 {
+        return Err(bpf_err("query the eBPF device programs", dir));
+    }
+    let old = &ids[..(query.prog_cnt as usize).min(ids.len())];
+    attach(dir, prog)?;
+    for id in old {
+        let by_id = GetFdById {
+            prog_id: *id,
+            ..Default::default()
+        };
+        // SAFETY: by_id is a valid bpf_attr prefix for BPF_PROG_GET_FD_BY_ID.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_GET_FD_BY_ID,
+                &by_id as *const GetFdById,
+                std::mem::size_of::<GetFdById>(),
+            )
+        };
+        if fd < 0 {
+            return Err(bpf_err("open an old eBPF device program", dir));
+        }
+        // SAFETY: BPF_PROG_GET_FD_BY_ID returned a new descriptor owned by nothing else.
+        let prog_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let detach = ProgAttach {
+            target_fd: cgroup.as_raw_fd() as u32,
+            attach_bpf_fd: prog_fd.as_raw_fd() as u32,
+            attach_type: BPF_CGROUP_DEVICE,
+            attach_flags: 0,
+            replace_bpf_fd: 0,
+        };
+        // SAFETY: detach is a valid bpf_attr prefix; both descriptors are open.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_DETACH,
+                &detach as *const ProgAttach,
+                std::mem::size_of::<ProgAttach>(),
+            )
+        };
+        if ret < 0 {
+            return Err(bpf_err("detach an old eBPF device program", dir));
+        }
     }
     Ok(())
 }

@@ -7,11 +7,11 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::cgroups::Layout;
+use crate::cgroups::{devices, Layout};
 use crate::cli::{HookCommand, HookStage};
 use crate::config;
 use crate::error::{Error, ResultExt};
-use crate::hooks::nvidia::{self, driver_root, inject, plan_for, NvidiaError};
+use crate::hooks::nvidia::{self, driver_root, inject, plan_for};
 
 pub fn run(cmd: &HookCommand) -> Result<i32, Error> {
     let HookCommand::Nvidia {
@@ -78,49 +78,55 @@ fn prestart(root: Option<&Path>) -> Result<i32, Error> {
     let Some(plan) = plan_for(&bundle.spec, &driver_root(root))? else {
         return Ok(0);
     };
-    allow_devices(pid, &plan)?;
+    allow_devices(pid, &bundle.spec, &plan)?;
     inject::enter_and_inject(&plan, pid, &bundle.rootfs)?;
     Ok(0)
 }
 
-/// Adds the injected nodes to the container's device cgroup (v1 devices.allow).
-/// On a cgroup v2 host the eBPF device program cannot be extended from outside,
-/// so the hook refuses rather than inject nodes nobody may open.
-fn allow_devices(pid: i32, plan: &nvidia::Plan) -> Result<(), Error> {
+/// Adds the injected nodes to the container's device cgroup: v1 rules in
+/// devices.allow; on cgroup v2, a new eBPF program with the config's rules
+/// (resources, default devices, linux.devices) and the GPU nodes replaces the
+/// one the runtime attached.
+fn allow_devices(
+    pid: i32,
+    spec: &oci_spec::runtime::Spec,
+    plan: &nvidia::Plan,
+) -> Result<(), Error> {
     let layout = Layout::detect()?;
-    let Some(h) = layout
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .with(|| format!("read /proc/{pid}/cgroup"))?;
+    // (hierarchy id, controllers, path) per line.
+    let member = |want: &dyn Fn(&str, &str) -> bool| {
+        text.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (id, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+            want(id, ctrls).then(|| path.trim_start_matches('/').to_string())
+        })
+    };
+    if let Some(h) = layout
         .v1
         .iter()
         .find(|h| h.controllers.iter().any(|c| c == "devices"))
-    else {
-        if layout.unified.is_some() {
-            return Err(NvidiaError::Msg(
-                "cgroup v2: the prestart hook cannot extend the container's device program; \
-                 use berth as the runtime without the hook, or a CDI spec (berth gpu cdi generate)"
-                    .into(),
-            )
-            .into());
+    {
+        let rel = member(&|_, c| c.split(',').any(|c| c == "devices"))
+            .ok_or_else(|| Error::msg(format!("pid {pid} has no devices cgroup")))?;
+        let file = h.mount.join(rel).join("devices.allow");
+        for rule in plan.device_rules() {
+            let line = rule.v1_line();
+            std::fs::write(&file, &line)
+                .with(|| format!("write {line:?} to {}", file.display()))?;
         }
         return Ok(());
-    };
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .with(|| format!("read /proc/{pid}/cgroup"))?;
-    let rel = text
-        .lines()
-        .find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-            ctrls
-                .split(',')
-                .any(|c| c == "devices")
-                .then(|| path.to_string())
-        })
-        .ok_or_else(|| Error::msg(format!("pid {pid} has no devices cgroup")))?;
-    let dir = h.mount.join(rel.trim_start_matches('/'));
-    for rule in plan.device_rules() {
-        let line = rule.v1_line();
-        std::fs::write(dir.join("devices.allow"), &line)
-            .with(|| format!("write {line:?} to {}", dir.join("devices.allow").display()))?;
     }
+    let Some(unified) = &layout.unified else {
+        return Ok(());
+    };
+    let rel = member(&|id, _| id == "0")
+        .ok_or_else(|| Error::msg(format!("pid {pid} has no cgroup2 membership")))?;
+    let linux = spec.linux().as_ref();
+    let mut extra = devices::node_rules(linux);
+    extra.extend(plan.device_rules());
+    let rules = devices::rules(linux.and_then(|l| l.resources().as_ref()), &extra)?;
+    devices::replace(&unified.mount.join(rel), &devices::program(&rules))?;
     Ok(())
 }

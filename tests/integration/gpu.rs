@@ -280,21 +280,6 @@ fn assert_gpu0_only(o: &str) {
 
 #[test]
 fn prestart_hook_through_the_symlink_with_berth_and_runc() {
-    if unified_host() {
-        // cgroup v2: the hook cannot extend the container's eBPF device program
-        // from outside, and says so (built-in injection and CDI work there).
-        let root = driver();
-        let b = hook_bundle(
-            Path::new(&berth_bin()),
-            &["berth", "hook", "nvidia", "prestart"],
-            &root,
-        );
-        let out = run_gpu(&b, "hook", &[]);
-        assert_eq!(out.code, 1);
-        assert!(out.stderr.contains("cgroup v2"), "{}", out.stderr);
-        assert!(b.residue().is_empty(), "{:?}", b.residue());
-        return;
-    }
     let root = driver();
     let links = tempdir("hook");
     let link = links.join("nvidia-container-runtime-hook");
