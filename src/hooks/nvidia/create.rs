@@ -86,3 +86,21 @@ pub fn plan(bundle: &Bundle, flags: &GpuFlags) -> Result<Option<Plan>, Error> {
         other => Ok(other?),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpus_flag_forms() {
+        assert_eq!(visible_devices("all").unwrap(), "all");
+        assert_eq!(visible_devices("2").unwrap(), "0,1");
+        assert_eq!(visible_devices("device=0,2").unwrap(), "0,2");
+        assert_eq!(visible_devices("\"device=1\"").unwrap(), "1");
+        assert_eq!(visible_devices("GPU-1234").unwrap(), "GPU-1234");
+        for bad in ["0", "many", "device=", ""] {
+            let e = visible_devices(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--gpus: "), "{bad}: {e}");
+        }
+    }
+}
