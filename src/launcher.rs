@@ -74,7 +74,9 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
     config::validate_id(&opts.id)?;
     let bundle = gpu::edit_config(config::load(&opts.bundle)?, &opts.gpu)?;
     // GPUs asked for in the env are planned (and refused) before any side effect.
+    let gpu_started = std::time::Instant::now();
     let gpu_plan = gpu::plan(&bundle, &opts.gpu)?;
+    let gpu_planning = gpu_started.elapsed();
     let terminal = bundle
         .spec
         .process()
@@ -199,7 +201,13 @@ pub fn create(store: &Store, opts: &CreateOpts) -> Result<Created, Error> {
     if let Some(plan) = &gpu_plan {
         // Where the toolkit's prestart hook would run: in init's mount namespace,
         // on the rootfs before pivot_root.
+        let started = std::time::Instant::now();
         nvidia::inject::enter_and_inject(plan, init_pid, &bundle.rootfs)?;
+        crate::logging::debug(&format!(
+            "GPUs: planned in {:.2} ms, injected in {:.2} ms",
+            gpu_planning.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64() * 1e3
+        ));
     }
     let hook_state = record.hook_state(Status::Creating);
     let hook_list = bundle.spec.hooks().as_ref();
