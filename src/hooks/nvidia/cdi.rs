@@ -237,22 +237,17 @@ fn load_specs(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, Spec)>, NvidiaError> {
 
 /// The fully-qualified CDI device names a config's annotations request
 /// (`cdi.k8s.io/<anything>`: comma-separated names).
-pub fn annotated(config: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(map) = config.get("annotations").and_then(Value::as_object) {
-        for (k, v) in map {
-            if k.starts_with("cdi.k8s.io/") {
-                if let Some(v) = v.as_str() {
-                    out.extend(
-                        v.split(',')
-                            .map(|s| s.trim().to_string())
-                            .filter(|s| !s.is_empty()),
-                    );
-                }
-            }
-        }
-    }
-    out
+pub fn annotated(annotations: Option<&std::collections::HashMap<String, String>>) -> Vec<String> {
+    let mut keys: Vec<(&String, &String)> = annotations
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("cdi.k8s.io/"))
+        .collect();
+    keys.sort();
+    keys.into_iter()
+        .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Adds the edits of `names` (`vendor/class=name`) to `config` (a config.json as

@@ -37,13 +37,14 @@ pub fn visible_devices(gpus: &str) -> Result<String, NvidiaError> {
 
 /// The bundle with --gpus and CDI devices applied to its config.
 pub fn edit_config(bundle: Bundle, flags: &GpuFlags) -> Result<Bundle, Error> {
-    let mut value: Value =
-        serde_json::from_slice(&bundle.raw).map_err(|e| Error::msg(format!("config.json: {e}")))?;
     let mut names = flags.cdi_devices.clone();
-    names.extend(cdi::annotated(&value));
+    names.extend(cdi::annotated(bundle.spec.annotations().as_ref()));
     if flags.gpus.is_none() && names.is_empty() {
+        // The common case: no second parse of config.json.
         return Ok(bundle);
     }
+    let mut value: Value =
+        serde_json::from_slice(&bundle.raw).map_err(|e| Error::msg(format!("config.json: {e}")))?;
     if let Some(g) = &flags.gpus {
         let env = format!("NVIDIA_VISIBLE_DEVICES={}", visible_devices(g)?);
         if !value["process"]["env"].is_array() {
